@@ -1,0 +1,97 @@
+"""The database file's schema: the append-only log and the projection tables kept beside it.
+
+Versioned with `PRAGMA user_version`; each migration moves one version forward and runs once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+ACTIVE_SQL = "('claimed','running','cancelling')"
+
+_V1 = f"""
+CREATE TABLE events (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts        TEXT    NOT NULL,
+    type      TEXT    NOT NULL,
+    stream    TEXT    NOT NULL,
+    version   INTEGER NOT NULL,
+    run_id    TEXT,
+    worker_id TEXT,
+    data      BLOB    NOT NULL,
+    hash      TEXT    NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE INDEX events_type ON events (type, seq);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+
+CREATE TABLE runs (
+    run_id          TEXT    PRIMARY KEY,
+    num             INTEGER NOT NULL UNIQUE,
+    task_id         TEXT    NOT NULL,
+    status          TEXT    NOT NULL,
+    priority        INTEGER NOT NULL,
+    not_before      REAL,
+    lease_expires   REAL,
+    worker_id       TEXT,
+    fence           INTEGER,
+    idempotency_key TEXT,
+    last_seq        INTEGER NOT NULL,
+    view            BLOB    NOT NULL
+);
+CREATE INDEX runs_queue ON runs (priority DESC, num) WHERE status = 'queued';
+CREATE INDEX runs_status ON runs (status, num);
+CREATE INDEX runs_task ON runs (task_id, num);
+CREATE INDEX runs_task_status ON runs (task_id, status, num);
+CREATE INDEX runs_active ON runs (lease_expires) WHERE status IN {ACTIVE_SQL};
+CREATE INDEX runs_worker ON runs (worker_id) WHERE status IN {ACTIVE_SQL};
+CREATE UNIQUE INDEX runs_idempotency ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE workers (
+    worker_id TEXT    PRIMARY KEY,
+    last_seq  INTEGER NOT NULL,
+    view      BLOB    NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+PROJECTION_TABLES = ("runs", "workers")
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file up to SCHEMA_VERSION, one forward migration at a time, each atomically."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this TaskHub ({SCHEMA_VERSION}); upgrade TaskHub"
+        )
+    for version in range(current, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the write lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] > version:
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a DDL script into statements, keeping trigger bodies whole."""
+    out: list[str] = []
+    buf = ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out

@@ -1,0 +1,223 @@
+"""The SQLite event store: one file, WAL, appends in BEGIN IMMEDIATE with a hash chain.
+
+`sqlite3` errors are translated here (StoreError, ConcurrencyConflict); nothing above imports sqlite3
+for writing. Projections update their tables through `Txn.conn` inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from taskhub.errors import ConcurrencyConflict, StoreError
+from taskhub.events.clock import iso
+from taskhub.events.schema import migrate
+from taskhub.events.types import Envelope, Event, decode_event, encode_event, type_name
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5_000
+BEGIN_ATTEMPTS = 20  # x busy timeout before a writer gives up with StoreError
+GENESIS_HASH = "0" * 64
+EVENT_COLUMNS = "seq, ts, type, run_id, worker_id, data, hash"
+
+
+def connect(path: Path | str, synchronous: str = "FULL", readonly: bool = False) -> sqlite3.Connection:
+    """Open the database in autocommit mode (we issue BEGIN ourselves), WAL, migrated."""
+    if not readonly:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA journal_size_limit = 67108864")
+            migrate(conn)
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    return conn
+
+
+def chain_hash(prev: str, seq: int, ts: str, type_: str, stream: str, data: bytes) -> str:
+    """H(prev_hash, seq, ts, type, stream, data): each event's hash commits to all before it."""
+    h = hashlib.sha256(prev.encode())
+    h.update(f"|{seq}|{ts}|{type_}|{stream}|".encode())
+    h.update(data)
+    return h.hexdigest()
+
+
+def stream_of(run_id: str | None, worker_id: str | None) -> str:
+    if run_id is not None:
+        return f"run:{run_id}"
+    if worker_id is not None:
+        return f"worker:{worker_id}"
+    raise ValueError("an event belongs to a run or a worker")
+
+
+def row_to_envelope(row: Sequence[object]) -> Envelope:
+    seq, ts, type_, run_id, worker_id, data, hash_ = row
+    return Envelope(seq, ts, type_, run_id, worker_id, decode_event(data), hash_)  # type: ignore[arg-type]
+
+
+class Txn:
+    """One open write transaction. Appends go straight to SQL; the chain head is kept in memory."""
+
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+        self.conn = conn
+        self.now = now
+        self.ts = iso(now)
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        base = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        self.last_seq: int = max(row[0] if row else 0, base[0] if base else 0)
+        self.last_hash: str = row[1] if row else GENESIS_HASH
+        self.appended: list[Envelope] = []
+
+    @property
+    def next_seq(self) -> int:
+        return self.last_seq + 1
+
+    def append(
+        self,
+        event: Event,
+        *,
+        run_id: str | None = None,
+        worker_id: str | None = None,
+        expected_version: int | None = None,
+    ) -> Envelope:
+        stream = stream_of(run_id, worker_id)
+        row = self.conn.execute(
+            "SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1", (stream,)
+        ).fetchone()
+        version = (row[0] if row else 0) + 1
+        if expected_version is not None and version != expected_version + 1:
+            raise ConcurrencyConflict(f"{stream} is at version {version - 1}, expected {expected_version}")
+        seq = self.last_seq + 1
+        name = type_name(event)
+        data = encode_event(event)
+        digest = chain_hash(self.last_hash, seq, self.ts, name, stream, data)
+        try:
+            self.conn.execute(
+                "INSERT INTO events (seq, ts, type, stream, version, run_id, worker_id, data, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, self.ts, name, stream, version, run_id, worker_id, data, digest),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ConcurrencyConflict(f"{stream} version {version} already exists") from exc
+        self.last_seq, self.last_hash = seq, digest
+        envelope = Envelope(seq, self.ts, name, run_id, worker_id, event, digest)
+        self.appended.append(envelope)
+        return envelope
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Run part of a transaction so that a failure undoes only that part, memory included."""
+        state = (self.last_seq, self.last_hash, len(self.appended))
+        self.conn.execute("SAVEPOINT op")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO op")
+            self.conn.execute("RELEASE op")
+            self.last_seq, self.last_hash, n = state
+            del self.appended[n:]
+            raise
+        self.conn.execute("RELEASE op")
+
+
+class EventStore:
+    """Synchronous access to one database file: transactions and reads."""
+
+    def __init__(self, path: Path | str, synchronous: str = "FULL", readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.conn = connect(path, synchronous, readonly)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self, now: float) -> Iterator[Txn]:
+        """BEGIN IMMEDIATE (read-then-write must not be deferred), COMMIT on success."""
+        self._begin()
+        try:
+            txn = Txn(self.conn, now)
+            yield txn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def _begin(self) -> None:
+        for attempt in range(BEGIN_ATTEMPTS):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise StoreError(f"cannot begin a write: {exc}") from exc
+                log.warning("store.busy attempt=%d", attempt + 1)
+                time.sleep(0.01 * (attempt + 1))
+        raise StoreError(f"the database stayed locked for {BEGIN_ATTEMPTS * BUSY_TIMEOUT_MS / 1000:.0f}s")
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def last_seq(self) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def read(
+        self,
+        after: int = 0,
+        limit: int = 1000,
+        run_id: str | None = None,
+        types: Sequence[str] | None = None,
+        until: int | None = None,
+    ) -> list[Envelope]:
+        sql, args = events_query(after, limit, run_id, types, until)
+        return [row_to_envelope(r) for r in self.conn.execute(sql, args)]
+
+    def iter_all(self, until: int | None = None, batch: int = 20_000) -> Iterator[Envelope]:
+        """Every event in seq order, read in batches (no per-row round trip)."""
+        cur = self.conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq <= ? ORDER BY seq", (until or 2**62,))
+        decode, make = decode_event, Envelope
+        while rows := cur.fetchmany(batch):
+            for seq, ts, type_, run_id, worker_id, data, hash_ in rows:
+                yield make(seq, ts, type_, run_id, worker_id, decode(data), hash_)
+
+    def iter_raw(self, batch: int = 20_000) -> Iterator[tuple[int, str, str, str, str | None, str | None, bytes, str]]:
+        """Rows as stored, for the hash-chain check."""
+        cur = self.conn.execute("SELECT seq, ts, type, stream, run_id, worker_id, data, hash FROM events ORDER BY seq")
+        while rows := cur.fetchmany(batch):
+            yield from rows
+
+
+def events_query(
+    after: int,
+    limit: int,
+    run_id: str | None = None,
+    types: Sequence[str] | None = None,
+    until: int | None = None,
+) -> tuple[str, list[object]]:
+    """The SQL for a filtered page of events; shared by the sync and async readers."""
+    where = ["seq > ?"]
+    args: list[object] = [after]
+    if run_id is not None:
+        where.append("stream = ?")
+        args.append(f"run:{run_id}")
+    if types:
+        where.append(f"type IN ({','.join('?' * len(types))})")
+        args.extend(types)
+    if until is not None:
+        where.append("seq <= ?")
+        args.append(until)
+    args.append(limit)
+    return f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?", args

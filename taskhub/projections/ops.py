@@ -1,0 +1,125 @@
+"""Write operations, each run inside one store transaction: append events and update the views.
+
+Fencing lives here: an event that speaks for a claim is refused (FenceRefused, nothing written)
+unless its fence is the run's current one and the claim is still live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from taskhub.errors import FenceRefused, IllegalTransition, UnknownRun
+from taskhub.events.store import Txn
+from taskhub.events.types import FENCED_TYPES, Event, Refused, Submitted, type_name
+from taskhub.projections import transitions as t
+from taskhub.projections.decisions import decide_claim, decide_submit
+from taskhub.projections.runs import RunView, apply_run
+from taskhub.projections.tables import find_by_idempotency_key, load_run, load_worker, save_runs, save_workers
+from taskhub.projections.workers import apply_worker
+
+CLAIM_SCAN = 256  # queued rows examined per claim batch
+
+
+def append_run_events(txn: Txn, run_id: str, events: Sequence[Event], worker_id: str | None = None) -> RunView:
+    """Append events about one run, atomically; returns the run's new view."""
+    view = load_run(txn.conn, run_id)
+    for event in events:
+        name = type_name(event)
+        if view is None:
+            if not isinstance(event, Submitted):
+                raise UnknownRun(f"no run {run_id}")
+        elif name in FENCED_TYPES:
+            fence = getattr(event, "fence", None)
+            if fence != view.fence or not t.allowed(view.status, name):
+                raise FenceRefused(
+                    f"{name} for {run_id} refused: fence {fence} is not live"
+                    f" (run is {view.status} with fence {view.fence})"
+                )
+        elif not t.allowed(view.status, name):
+            raise IllegalTransition(f"run {run_id} is {view.status}: cannot apply {name}")
+        env = txn.append(event, run_id=run_id, worker_id=worker_id)
+        view = apply_run(view, env)
+    assert view is not None
+    save_runs(txn.conn, [view])
+    return view
+
+
+def submit(txn: Txn, event: Submitted) -> tuple[RunView, bool]:
+    """Append `submitted` for a new run; a repeated idempotency key returns the first run (created=False)."""
+    if event.idempotency_key is not None:
+        existing = find_by_idempotency_key(txn.conn, event.idempotency_key)
+        if existing is not None:
+            return existing, False
+    run_id = f"r-{txn.next_seq}"
+    return append_run_events(txn, run_id, [event]), True
+
+
+def submit_many(txn: Txn, events: Sequence[Submitted]) -> list[RunView]:
+    return [submit(txn, e)[0] for e in events]
+
+
+def claim(
+    txn: Txn,
+    worker_id: str,
+    slots: int,
+    lease_s: float,
+    limits: Mapping[str, int | None] | None = None,
+) -> list[RunView]:
+    """Claim up to `slots` queued runs: highest priority first, then oldest, skipping runs whose
+    `not_before` is in the future and tasks at their `max_concurrency`. Exactly one winner per run:
+    we hold the write lock from the read to the append."""
+    limits = limits or {}
+    now = txn.now
+    active: dict[str, int] = {}
+    limited = [task for task, n in limits.items() if n is not None]
+    if limited:
+        marks = ",".join("?" * len(limited))
+        active = dict(
+            txn.conn.execute(
+                f"SELECT task_id, count(*) FROM runs WHERE status IN ('claimed','running','cancelling')"
+                f" AND task_id IN ({marks}) GROUP BY task_id",
+                limited,
+            ).fetchall()
+        )
+    claimed: list[RunView] = []
+    offset = 0
+    while len(claimed) < slots:
+        rows = txn.conn.execute(
+            "SELECT run_id, task_id, not_before FROM runs WHERE status = 'queued'"
+            " ORDER BY priority DESC, num LIMIT ? OFFSET ?",
+            (CLAIM_SCAN, offset),
+        ).fetchall()
+        if not rows:
+            break
+        offset += len(rows)
+        for run_id, task_id, not_before in rows:
+            if not_before is not None and not_before > now:
+                continue
+            limit = limits.get(task_id)
+            if limit is not None and active.get(task_id, 0) >= limit:
+                continue
+            view = load_run(txn.conn, run_id)
+            assert view is not None
+            event = decide_claim(view, fence=txn.next_seq, now=now, lease_s=lease_s)
+            claimed.append(append_run_events(txn, run_id, [event], worker_id=worker_id))
+            active[task_id] = active.get(task_id, 0) + 1
+            if len(claimed) >= slots:
+                break
+    return claimed
+
+
+def append_worker_event(txn: Txn, worker_id: str, event: Event) -> None:
+    env = txn.append(event, worker_id=worker_id)
+    view = apply_worker(load_worker(txn.conn, worker_id), env)
+    if view is not None:
+        save_workers(txn.conn, [view])
+
+
+def record_refusal(txn: Txn, run_id: str, worker_id: str | None, fence: int, event_type: str) -> None:
+    """Note a refused late report on the run's stream, without touching its status."""
+    if load_run(txn.conn, run_id) is None:
+        raise UnknownRun(f"no run {run_id}")
+    append_run_events(txn, run_id, [Refused(fence=fence, event_type=event_type)], worker_id=worker_id)
+
+
+__all__ = ["append_run_events", "append_worker_event", "claim", "decide_submit", "record_refusal", "submit"]

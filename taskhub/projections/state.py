@@ -1,0 +1,43 @@
+"""The whole projected state folded from events: runs, workers and the queue, at any point in the log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from taskhub.events.types import Envelope
+from taskhub.projections import transitions as t
+from taskhub.projections.runs import RunView, apply_run
+from taskhub.projections.workers import WorkerView, apply_worker
+
+
+class State(msgspec.Struct):
+    runs: dict[str, RunView] = {}
+    workers: dict[str, WorkerView] = {}
+    last_seq: int = 0
+
+
+def fold(events: Iterable[Envelope], state: State | None = None) -> State:
+    """Fold events into a state; the same function serves rebuild, replay and audit."""
+    state = state if state is not None else State()
+    runs, workers = state.runs, state.workers
+    last = state.last_seq
+    for env in events:
+        run_id = env.run_id
+        if run_id is not None:
+            view = apply_run(runs.get(run_id), env)
+            if view is not None:
+                runs[run_id] = view
+        elif env.worker_id is not None:
+            wview = apply_worker(workers.get(env.worker_id), env)
+            if wview is not None:
+                workers[env.worker_id] = wview
+        last = env.seq
+    state.last_seq = last
+    return state
+
+
+def queue_of(runs: Iterable[RunView]) -> list[RunView]:
+    """The queue projection: queued runs in claim order (priority high first, then oldest)."""
+    return sorted((r for r in runs if r.status == t.QUEUED), key=lambda r: (-r.priority, r.num))

@@ -1,0 +1,84 @@
+"""The materialized `runs` and `workers` tables: rows written in the append transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+import msgspec
+
+from taskhub.events.clock import parse_iso
+from taskhub.projections.runs import RunView
+from taskhub.projections.workers import WorkerView
+
+RUN_DECODER = msgspec.json.Decoder(RunView)
+WORKER_DECODER = msgspec.json.Decoder(WorkerView)
+_ENCODER = msgspec.json.Encoder()
+
+
+def _epoch(text: str | None) -> float | None:
+    return parse_iso(text) if text else None
+
+
+def run_row(view: RunView) -> tuple[object, ...]:
+    return (
+        view.run_id,
+        view.num,
+        view.task_id,
+        view.status,
+        view.priority,
+        _epoch(view.not_before),
+        _epoch(view.lease_expires_at),
+        view.worker_id,
+        view.fence,
+        view.idempotency_key,
+        view.last_seq,
+        _ENCODER.encode(view),
+    )
+
+
+def save_runs(conn: sqlite3.Connection, views: Iterable[RunView]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO runs (run_id, num, task_id, status, priority, not_before, lease_expires,"
+        " worker_id, fence, idempotency_key, last_seq, view) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        [run_row(v) for v in views],
+    )
+
+
+def save_workers(conn: sqlite3.Connection, views: Iterable[WorkerView]) -> None:
+    conn.executemany(
+        "INSERT OR REPLACE INTO workers (worker_id, last_seq, view) VALUES (?,?,?)",
+        [(v.worker_id, v.last_seq, _ENCODER.encode(v)) for v in views],
+    )
+
+
+def load_run(conn: sqlite3.Connection, run_id: str) -> RunView | None:
+    row = conn.execute("SELECT view FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return RUN_DECODER.decode(row[0]) if row else None
+
+
+def load_worker(conn: sqlite3.Connection, worker_id: str) -> WorkerView | None:
+    row = conn.execute("SELECT view FROM workers WHERE worker_id = ?", (worker_id,)).fetchone()
+    return WORKER_DECODER.decode(row[0]) if row else None
+
+
+def load_all_runs(conn: sqlite3.Connection) -> dict[str, RunView]:
+    decode = RUN_DECODER.decode
+    return {rid: decode(v) for rid, v in conn.execute("SELECT run_id, view FROM runs")}
+
+
+def load_all_workers(conn: sqlite3.Connection) -> dict[str, WorkerView]:
+    decode = WORKER_DECODER.decode
+    return {wid: decode(v) for wid, v in conn.execute("SELECT worker_id, view FROM workers")}
+
+
+def find_by_idempotency_key(conn: sqlite3.Connection, key: str) -> RunView | None:
+    row = conn.execute("SELECT view FROM runs WHERE idempotency_key = ?", (key,)).fetchone()
+    return RUN_DECODER.decode(row[0]) if row else None
+
+
+def replace_all(conn: sqlite3.Connection, runs: Iterable[RunView], workers: Iterable[WorkerView]) -> None:
+    conn.execute("DELETE FROM runs")
+    conn.execute("DELETE FROM workers")
+    save_runs(conn, runs)
+    save_workers(conn, workers)

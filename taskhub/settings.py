@@ -1,0 +1,108 @@
+"""One settings object, built from the TASKHUB_* environment in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taskhub.errors import ConfigError
+
+LEASE_S = 30.0
+HEARTBEAT_S = 10.0
+HOST = "127.0.0.1"
+PORT = 8000
+LOG_CAP_BYTES = 1 << 30  # per stream, per run
+MAX_BODY_BYTES = 1 << 20
+MAX_STREAMS = 256
+DRAIN_S = 30.0
+KILL_GRACE_S = 5.0
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_path: Path
+    host: str = HOST
+    port: int = PORT
+    lease_s: float = LEASE_S
+    heartbeat_s: float = HEARTBEAT_S
+    token: str | None = None
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    synchronous: str = "FULL"
+    log_cap_bytes: int = LOG_CAP_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_streams: int = MAX_STREAMS
+    drain_s: float = DRAIN_S
+    kill_grace_s: float = KILL_GRACE_S
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tasks_dir(self) -> Path:
+        return self.home / "tasks"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.db_path.parent if self.db_path.parent.name == "data" else self.home / "data"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "data" / "runs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= minimum:
+        raise ConfigError(f"{name} must be greater than {minimum:g}, got {raw!r}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from TASKHUB_* variables; errors name the variable."""
+    env = os.environ if env is None else env
+    home = Path(env.get("TASKHUB_HOME") or os.getcwd()).resolve()
+    db_path = Path(env.get("TASKHUB_DB") or home / "data" / "taskhub.db")
+    lease_s = _number(env, "TASKHUB_LEASE_S", LEASE_S)
+    heartbeat_s = _number(env, "TASKHUB_HEARTBEAT_S", min(HEARTBEAT_S, lease_s / 3))
+    if heartbeat_s * 2 >= lease_s:
+        raise ConfigError(
+            f"TASKHUB_HEARTBEAT_S ({heartbeat_s:g}) must be less than half of TASKHUB_LEASE_S ({lease_s:g})"
+        )
+    port = int(_number(env, "TASKHUB_PORT", PORT))
+    allowed = tuple(h.strip() for h in (env.get("TASKHUB_ALLOWED_HOSTS") or "").split(",") if h.strip())
+    synchronous = (env.get("TASKHUB_SYNCHRONOUS") or "FULL").upper()
+    if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+        raise ConfigError(f"TASKHUB_SYNCHRONOUS must be FULL, NORMAL or EXTRA, got {synchronous!r}")
+    values: dict[str, object] = dict(
+        home=home,
+        db_path=db_path,
+        host=env.get("TASKHUB_HOST") or HOST,
+        port=port,
+        lease_s=lease_s,
+        heartbeat_s=heartbeat_s,
+        token=env.get("TASKHUB_TOKEN") or None,
+        allowed_hosts=LOOPBACK_HOSTS + allowed,
+        synchronous=synchronous,
+        log_cap_bytes=int(_number(env, "TASKHUB_LOG_CAP_BYTES", LOG_CAP_BYTES)),
+        max_body_bytes=int(_number(env, "TASKHUB_MAX_BODY_BYTES", MAX_BODY_BYTES)),
+        max_streams=int(_number(env, "TASKHUB_MAX_STREAMS", MAX_STREAMS)),
+        drain_s=_number(env, "TASKHUB_DRAIN_S", DRAIN_S, minimum=-1),
+        kill_grace_s=_number(env, "TASKHUB_KILL_GRACE_S", KILL_GRACE_S),
+    )
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
