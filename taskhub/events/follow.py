@@ -57,8 +57,13 @@ class ChangeSignal:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._event.wait(), self.poll_s if timeout is None else timeout)
 
-    def start(self) -> None:
+    def bind(self) -> None:
+        """Attach to the running loop so commits of this process's writer wake followers."""
         self._loop = asyncio.get_running_loop()
+
+    def start(self) -> None:
+        """Also watch the database files, to wake on commits of other processes."""
+        self.bind()
         self._task = asyncio.create_task(self._watch(), name="taskhub-log-watch")
 
     async def stop(self) -> None:
