@@ -1,0 +1,1 @@
+"""Shared test helpers: waiting on conditions, helper scripts run as real processes."""

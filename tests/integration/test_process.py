@@ -1,0 +1,237 @@
+"""Spawning real processes: exact log bytes, environment, new session, spawn errors, identity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from taskhub.errors import TaskHubError
+from taskhub.runtime.process import (
+    ProcessIdentity,
+    Spawned,
+    SpawnError,
+    child_env,
+    default_python_bin_dir,
+    install_fast_child_watcher,
+    spawn,
+)
+from tests.helpers.processes import Janitor
+
+PY = sys.executable
+
+
+@pytest.fixture
+async def janitor() -> AsyncIterator[Janitor]:
+    j = Janitor()
+    yield j
+    await j.cleanup()
+
+
+async def run(janitor: Janitor, tmp_path: Path, argv: list[str], env: dict[str, str] | None = None) -> Spawned:
+    spawned = await spawn(
+        argv,
+        cwd=tmp_path,
+        env=env if env is not None else dict(os.environ),
+        stdout_path=tmp_path / "stdout.log",
+        stderr_path=tmp_path / "stderr.log",
+    )
+    janitor.track(spawned.process)
+    return spawned
+
+
+async def finish(spawned: Spawned) -> int:
+    return await asyncio.wait_for(spawned.process.wait(), timeout=30)
+
+
+async def test_output_bytes_land_exactly_in_the_files(janitor: Janitor, tmp_path: Path) -> None:
+    (tmp_path / "stdout.log").write_bytes(b"=== earlier attempt ===\n")  # append, never truncate
+    code = (
+        "import sys\n"
+        "sys.stdout.buffer.write(bytes(range(256)) + b'\\r\\nno newline at end')\n"
+        "sys.stderr.buffer.write(b'\\x00err\\xff')\n"
+    )
+    spawned = await run(janitor, tmp_path, [PY, "-c", code])
+    assert await finish(spawned) == 0
+    expected = b"=== earlier attempt ===\n" + bytes(range(256)) + b"\r\nno newline at end"
+    assert (tmp_path / "stdout.log").read_bytes() == expected
+    assert (tmp_path / "stderr.log").read_bytes() == b"\x00err\xff"
+
+
+async def test_log_files_are_created_when_missing(janitor: Janitor, tmp_path: Path) -> None:
+    spawned = await run(janitor, tmp_path, ["true"])
+    assert await finish(spawned) == 0
+    assert (tmp_path / "stdout.log").read_bytes() == b""
+    assert (tmp_path / "stderr.log").read_bytes() == b""
+
+
+async def test_stdin_is_dev_null(janitor: Janitor, tmp_path: Path) -> None:
+    code = "import sys; data = sys.stdin.buffer.read(); print(len(data))"
+    spawned = await run(janitor, tmp_path, [PY, "-c", code])
+    assert await finish(spawned) == 0
+    assert (tmp_path / "stdout.log").read_text() == "0\n"
+
+
+async def test_parent_keeps_no_copy_of_the_log_descriptors(janitor: Janitor, tmp_path: Path) -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    spawned = await run(janitor, tmp_path, ["true"])
+    targets = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in set(os.listdir("/proc/self/fd")) - before}
+    assert str(tmp_path / "stdout.log") not in targets
+    assert str(tmp_path / "stderr.log") not in targets
+    assert await finish(spawned) == 0
+
+
+async def test_child_runs_in_a_new_session_and_group(janitor: Janitor, tmp_path: Path) -> None:
+    code = "import json, os; print(json.dumps([os.getpid(), os.getsid(0), os.getpgrp()]))"
+    spawned = await run(janitor, tmp_path, [PY, "-c", code])
+    assert await finish(spawned) == 0
+    pid, sid, pgid = json.loads((tmp_path / "stdout.log").read_text())
+    assert pid == sid == pgid == spawned.pid == spawned.pgid
+    assert sid != os.getsid(0)
+
+
+async def test_create_time_is_the_process_identity(janitor: Janitor, tmp_path: Path) -> None:
+    spawned = await run(janitor, tmp_path, ["sleep", "60"])
+    assert spawned.create_time == pytest.approx(psutil.Process(spawned.pid).create_time(), abs=0.01)
+    assert spawned.identity.matches()
+    assert ProcessIdentity.of(spawned.pid) == spawned.identity
+
+
+def test_child_env_has_the_run_variables(tmp_path: Path) -> None:
+    base = {"PATH": "/usr/bin:/bin", "HOME": "/root", "TASKHUB_RUN_ID": "r-stale"}
+    env = child_env(
+        base,
+        run_id="r-abc",
+        attempt=2,
+        run_dir=tmp_path / "r-abc",
+        artifacts_dir=tmp_path / "r-abc" / "artifacts",
+        python_bin_dir="/opt/py/bin",
+    )
+    assert env["TASKHUB_RUN_ID"] == "r-abc"
+    assert env["TASKHUB_ATTEMPT"] == "2"
+    assert env["TASKHUB_RUN_DIR"] == str(tmp_path / "r-abc")
+    assert env["TASKHUB_ARTIFACTS_DIR"] == str(tmp_path / "r-abc" / "artifacts")
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["PATH"] == "/opt/py/bin:/usr/bin:/bin"
+    assert env["HOME"] == "/root"
+    assert base["TASKHUB_RUN_ID"] == "r-stale"  # the base is not modified
+    again = child_env(env, run_id="r-abc", attempt=2, run_dir="d", artifacts_dir="a", python_bin_dir="/opt/py/bin")
+    assert again["PATH"] == env["PATH"]  # not prepended twice
+    no_path = child_env({}, run_id="r-x", attempt=1, run_dir="d", artifacts_dir="a", python_bin_dir="/b")
+    assert no_path["PATH"].startswith("/b:")
+
+
+async def test_the_child_sees_its_environment_and_our_python(janitor: Janitor, tmp_path: Path) -> None:
+    env = child_env(
+        dict(os.environ),
+        run_id="r-envcheck",
+        attempt=1,
+        run_dir=tmp_path,
+        artifacts_dir=tmp_path / "artifacts",
+        python_bin_dir=default_python_bin_dir(),
+    )
+    code = (
+        "import json, os, sys\n"
+        "keys = ['TASKHUB_RUN_ID', 'TASKHUB_ATTEMPT', 'TASKHUB_RUN_DIR', 'TASKHUB_ARTIFACTS_DIR',"
+        " 'PYTHONUNBUFFERED']\n"
+        "print(json.dumps({'env': {k: os.environ.get(k) for k in keys}, 'exe': sys.executable,"
+        " 'cwd': os.getcwd()}))\n"
+    )
+    spawned = await run(janitor, tmp_path, ["python3", "-c", code], env=env)  # resolved through PATH
+    assert await finish(spawned) == 0, (tmp_path / "stderr.log").read_text()
+    seen = json.loads((tmp_path / "stdout.log").read_text())
+    assert seen["env"] == {
+        "TASKHUB_RUN_ID": "r-envcheck",
+        "TASKHUB_ATTEMPT": "1",
+        "TASKHUB_RUN_DIR": str(tmp_path),
+        "TASKHUB_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    assert os.path.dirname(seen["exe"]) == default_python_bin_dir()
+    assert seen["cwd"] == str(tmp_path)
+
+
+async def test_missing_executable_is_a_spawn_error(tmp_path: Path) -> None:
+    with pytest.raises(SpawnError, match="executable not found: 'no-such-program-xyz'") as info:
+        await spawn(
+            ["no-such-program-xyz", "--flag"],
+            cwd=tmp_path,
+            env=dict(os.environ),
+            stdout_path=tmp_path / "stdout.log",
+            stderr_path=tmp_path / "stderr.log",
+        )
+    assert isinstance(info.value, TaskHubError)
+
+
+async def test_spawn_errors_say_what_went_wrong(tmp_path: Path) -> None:
+    not_executable = tmp_path / "script.sh"
+    not_executable.write_text("#!/bin/sh\necho hi\n")
+    not_executable.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    cases: list[tuple[object, Path, Path, str]] = [
+        ([str(not_executable)], tmp_path, tmp_path, "permission denied"),
+        (["true"], tmp_path / "missing-dir", tmp_path, "working directory"),
+        ([], tmp_path, tmp_path, "empty"),
+        ("true --flag", tmp_path, tmp_path, "argv list"),
+        (["true", 3], tmp_path, tmp_path, "must be a string"),
+        (["true", "a\0b"], tmp_path, tmp_path, "null byte"),
+        (["true"], tmp_path, tmp_path / "no-such-run-dir", "cannot open log file"),
+    ]
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for argv, cwd, log_dir, message in cases:
+        with pytest.raises(SpawnError, match=message):
+            await spawn(
+                argv,  # type: ignore[arg-type]  # deliberately malformed in some cases
+                cwd=cwd,
+                env=dict(os.environ),
+                stdout_path=log_dir / "stdout.log",
+                stderr_path=log_dir / "stderr.log",
+            )
+    assert len(os.listdir("/proc/self/fd")) == fds_before  # no descriptor leaked on any failure
+
+
+async def test_identity_of_a_dead_process_never_matches(janitor: Janitor, tmp_path: Path) -> None:
+    spawned = await run(janitor, tmp_path, ["true"])
+    identity = spawned.identity
+    assert await finish(spawned) == 0
+    assert not identity.matches()
+    assert not identity.reused()  # gone is not reused
+    assert ProcessIdentity.of(spawned.pid) is None
+
+
+async def test_identity_with_another_create_time_does_not_match(janitor: Janitor, tmp_path: Path) -> None:
+    spawned = await run(janitor, tmp_path, ["sleep", "60"])
+    wrong = ProcessIdentity(spawned.pid, spawned.create_time - 100.0)
+    assert not wrong.matches()
+    assert wrong.reused()
+    assert spawned.identity.matches()
+    assert not spawned.identity.reused()
+
+
+@pytest.fixture
+def restore_child_watcher() -> Iterator[None]:
+    if sys.version_info >= (3, 12):
+        yield
+        return
+    previous = asyncio.get_child_watcher()
+    yield
+    asyncio.set_child_watcher(previous)
+
+
+@pytest.mark.usefixtures("restore_child_watcher")
+async def test_fast_child_watcher(janitor: Janitor, tmp_path: Path) -> None:
+    installed = install_fast_child_watcher()
+    if sys.version_info >= (3, 12):
+        assert installed is False  # pidfds are the default there
+    else:
+        assert installed is True
+        assert isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)
+    spawned = await run(janitor, tmp_path, [PY, "-c", "print('ok')"])
+    assert await finish(spawned) == 0
+    assert (tmp_path / "stdout.log").read_text() == "ok\n"
