@@ -69,6 +69,7 @@ def decide_claim(view: RunView, fence: int, now: float, lease_s: float) -> Claim
 
 
 def decide_heartbeat(view: RunView, now: float, lease_s: float) -> Heartbeat:
+    _require(view, "heartbeat")
     assert view.fence is not None
     return Heartbeat(fence=view.fence, lease_expires_at=iso(now + lease_s))
 
