@@ -19,6 +19,8 @@ from taskhub.events.store import events_query, row_to_envelope
 from taskhub.events.types import Envelope
 
 log = logging.getLogger(__name__)
+# watchfiles logs every change at INFO; the WAL changes on every commit.
+logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
 
 POLL_S = 1.0  # fallback when no change notification arrives
 READ_BATCH = 1000

@@ -1,0 +1,55 @@
+"""A run's folder: its log files, the attempt marker, and the per-stream size cap."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STREAMS = ("stdout", "stderr")
+CAP_MARKER = b"\n=== taskhub: log cut here: the run wrote more than the cap of %d bytes ===\n"
+
+
+def attempt_marker(attempt: int) -> bytes:
+    return f"=== taskhub: attempt {attempt} ===\n".encode()
+
+
+def prepare_run_dir(run_dir: Path, attempt: int) -> Path:
+    """Create the run's folders; a later attempt's output follows one marker line in each log."""
+    artifacts = run_dir / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    if attempt > 1:
+        marker = attempt_marker(attempt)
+        for stream in STREAMS:
+            with open(run_dir / f"{stream}.log", "ab") as f:
+                f.write(marker)
+    return artifacts
+
+
+class LogCap:
+    """Keeps one log file at most `cap` bytes: past it, cut the file and say so once.
+
+    The child appends (O_APPEND) to the file itself, so we cannot stop its writes; we truncate back
+    to the cap plus our marker each time we look, and what came after is dropped.
+    """
+
+    def __init__(self, path: Path, cap: int) -> None:
+        self.path = path
+        self.cap = cap
+        self.cut = False
+
+    def enforce(self) -> bool:
+        """True if the file was cut now."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return False
+        marker = CAP_MARKER % self.cap
+        limit = self.cap + (len(marker) if self.cut else 0)
+        if size <= limit:
+            return False
+        with open(self.path, "r+b") as f:
+            f.truncate(self.cap)
+            f.seek(self.cap)
+            f.write(marker)
+        self.cut = True
+        return True

@@ -1,0 +1,265 @@
+"""Supervise one claimed run: spawn it, tail its output, enforce timeout and cancel, report its end.
+
+Every step is an event appended with the claim's fence. A refused append means the run was reaped
+(or reclaimed) behind our back: we kill what is left of it and record nothing more for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from taskhub.errors import FenceRefused, IllegalTransition, StoreError, TaskHubError
+from taskhub.events.clock import iso
+from taskhub.events.log import Log
+from taskhub.events.store import Txn
+from taskhub.events.types import Event, Heartbeat, Started
+from taskhub.projections import ops
+from taskhub.projections.decisions import decide_exit
+from taskhub.projections.runs import RunView
+from taskhub.projections.tables import load_run
+from taskhub.registry import build_argv
+from taskhub.runtime.killing import kill_run_tree
+from taskhub.runtime.output_tail import OutputTail
+from taskhub.runtime.process import ProcessIdentity, Spawned, SpawnError, child_env, spawn
+from taskhub.runtime.registry_loader import LoadedTask
+from taskhub.runtime.run_files import LogCap, prepare_run_dir
+from taskhub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TAIL_INTERVAL_S = 0.2  # how often a running task's stdout is read for structured lines
+REPORT_RETRY_S = 0.5
+
+
+@dataclass
+class WorkerContext:
+    """What every supervisor of one worker shares."""
+
+    settings: Settings
+    log: Log
+    worker_id: str
+    host: str
+    base_env: Mapping[str, str]
+    python_bin_dir: str
+    find_task: Callable[[str], Any]  # async (task_id) -> LoadedTask | None
+
+
+class RunSupervisor:
+    def __init__(self, ctx: WorkerContext, view: RunView) -> None:
+        assert view.fence is not None
+        self.ctx = ctx
+        self.view = view
+        self.run_id = view.run_id
+        self.fence: int = view.fence
+        self.lease_deadline = time.monotonic() + ctx.settings.lease_s
+        self.spawned: Spawned | None = None
+        self.stop_reason: str | None = None  # cancelled | timed_out | shutdown | fenced | self_fenced
+        self._wake = asyncio.Event()
+
+    # -- signals from the worker -----------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._wake.set()
+
+    async def heartbeat(self) -> None:
+        """Renew the lease; a refusal means we were fenced out."""
+        sent = time.monotonic()
+        lease_s = self.ctx.settings.lease_s
+
+        def op(txn: Txn) -> RunView:
+            return ops.append_run_events(
+                txn, self.run_id, [Heartbeat(fence=self.fence, lease_expires_at=iso(txn.now + lease_s))],
+                self.ctx.worker_id,
+            )
+
+        try:
+            self.view = await self.ctx.log.run(op)
+            self.lease_deadline = sent + lease_s
+        except (FenceRefused, IllegalTransition):
+            await self._refused("heartbeat")
+        except StoreError as exc:
+            log.warning("worker.heartbeat_failed run_id=%s error=%s", self.run_id, exc)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception:
+            log.exception("worker.supervise_failed run_id=%s", self.run_id)
+            await self._kill()
+
+    async def _run(self) -> None:
+        settings = self.ctx.settings
+        run_dir = settings.run_dir(self.run_id)
+        artifacts = await asyncio.to_thread(prepare_run_dir, run_dir, self.view.attempt)
+        stdout_path, stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"
+        loaded: LoadedTask | None = await self.ctx.find_task(self.view.task_id)
+        if loaded is None:
+            await self._spawn_failed(f"unknown task {self.view.task_id!r}: no such task is loaded", stderr_path)
+            return
+        try:
+            argv = build_argv(loaded.spec, self.view.params)
+        except TaskHubError as exc:
+            await self._spawn_failed(f"cannot build the command: {exc}", stderr_path)
+            return
+        env = child_env(
+            self.ctx.base_env, run_id=self.run_id, attempt=self.view.attempt, run_dir=run_dir,
+            artifacts_dir=artifacts, python_bin_dir=self.ctx.python_bin_dir,
+        )
+        tail = OutputTail(stdout_path, self.fence, time.time)
+        try:
+            spawned = await spawn(argv, cwd=settings.home, env=env, stdout_path=stdout_path,
+                                  stderr_path=stderr_path)
+        except SpawnError as exc:
+            await self._spawn_failed(str(exc), stderr_path)
+            return
+        self.spawned = spawned
+        started_mono = time.monotonic()
+        started = Started(fence=self.fence, pid=spawned.pid, pgid=spawned.pgid, create_time=spawned.create_time,
+                          host=self.ctx.host, argv=argv)
+        if await self._report(lambda _v: [started]) and self.view.status == "cancelling":
+            self.request_stop("cancelled")
+        outcome = await self._watch(spawned, tail, [LogCap(stdout_path, settings.log_cap_bytes),
+                                                    LogCap(stderr_path, settings.log_cap_bytes)])
+        returncode = spawned.process.returncode
+        if self.stop_reason in ("fenced", "self_fenced"):
+            return
+        await self._report_output(tail.poll(final=True))
+        if self.stop_reason in ("fenced", "self_fenced"):
+            return
+        await self._report_exit(outcome, returncode, time.monotonic() - started_mono)
+
+    async def _watch(self, spawned: Spawned, tail: OutputTail, caps: Sequence[LogCap]) -> str:
+        """Until the process ends: tail output, enforce caps, the timeout, cancel and fencing."""
+        wait = asyncio.ensure_future(spawned.process.wait())
+        timeout_s = self.view.timeout_s
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        killer: asyncio.Task[list[int]] | None = None
+        while not wait.done():
+            waker = asyncio.ensure_future(self._wake.wait())
+            timeout = TAIL_INTERVAL_S
+            due = tail.due_in()
+            if due is not None:
+                timeout = min(timeout, due)
+            if deadline is not None:
+                timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+            await asyncio.wait({wait, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            waker.cancel()
+            self._wake.clear()
+            for cap in caps:
+                cap.enforce()
+            await self._report_output(tail.poll())
+            if deadline is not None and time.monotonic() >= deadline and self.stop_reason is None:
+                self.stop_reason = "timed_out"
+            if self.stop_reason is not None and killer is None:
+                killer = asyncio.ensure_future(self._kill())
+        await wait
+        if killer is not None:
+            await killer
+        else:
+            _kill_group_leftovers(spawned.pgid)
+        if self.stop_reason == "timed_out":
+            return "timed_out"
+        if self.stop_reason == "cancelled":
+            return "cancelled"
+        if self.stop_reason == "shutdown":
+            return "failed"
+        return "succeeded" if spawned.process.returncode == 0 else "failed"
+
+    async def _kill(self) -> list[int]:
+        spawned = self.spawned
+        identity = ProcessIdentity(spawned.pid, spawned.create_time) if spawned else None
+        return await kill_run_tree(self.run_id, spawned.pgid if spawned else None, identity,
+                                   self.ctx.settings.kill_grace_s)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    async def _report(self, make: Callable[[RunView], Sequence[Event]], retry: bool = False) -> bool:
+        """Append events decided from the run's current view, in one transaction, with our fence."""
+
+        def op(txn: Txn) -> RunView:
+            current = load_run(txn.conn, self.run_id)
+            if current is None:
+                raise IllegalTransition(f"run {self.run_id} vanished")
+            return ops.append_run_events(txn, self.run_id, make(current), self.ctx.worker_id)
+
+        while True:
+            try:
+                self.view = await self.ctx.log.run(op)
+                return True
+            except (FenceRefused, IllegalTransition) as exc:
+                log.warning("worker.fenced_out run_id=%s fence=%s reason=%s", self.run_id, self.fence, exc)
+                await self._refused("report")
+                return False
+            except StoreError as exc:
+                if not retry or time.monotonic() > self.lease_deadline:
+                    log.error("worker.report_failed run_id=%s error=%s", self.run_id, exc)
+                    return False
+                await asyncio.sleep(REPORT_RETRY_S)
+
+    async def _report_output(self, events: list[Event]) -> None:
+        if events:
+            await self._report(lambda _v: events)
+
+    async def _report_exit(self, outcome: str, returncode: int | None, duration_s: float) -> None:
+        exit_code = returncode if returncode is not None and returncode >= 0 else None
+        sig = -returncode if returncode is not None and returncode < 0 else None
+        reason = "worker_gone" if self.stop_reason == "shutdown" else None
+        error = "the worker shut down before the run finished" if reason else None
+        jitter = random.random()
+
+        def make(current: RunView) -> list[Event]:
+            return decide_exit(current, fence=self.fence, exit_code=exit_code, signal=sig, outcome=outcome,
+                               duration_s=round(duration_s, 6), now=time.time(), jitter=jitter, reason=reason,
+                               error=error)
+
+        await self._report(make, retry=True)
+
+    async def _spawn_failed(self, message: str, stderr_path: os.PathLike[str]) -> None:
+        log.warning("worker.spawn_error run_id=%s error=%s", self.run_id, message)
+        await asyncio.to_thread(_append_line, stderr_path, f"taskhub: {message}\n")
+        jitter = random.random()
+
+        def make(current: RunView) -> list[Event]:
+            return decide_exit(current, fence=self.fence, exit_code=None, signal=None, outcome="failed",
+                               duration_s=0.0, now=time.time(), jitter=jitter, reason="spawn_error", error=message)
+
+        await self._report(make, retry=True)
+
+    async def _refused(self, what: str) -> None:
+        """We were fenced out: kill whatever of the run is still ours, note the refusal, stop."""
+        first = self.stop_reason not in ("fenced", "self_fenced")
+        self.stop_reason = "fenced"
+        self._wake.set()
+        if not first:
+            return
+        try:
+            await self.ctx.log.run(
+                lambda txn: ops.record_refusal(txn, self.run_id, self.ctx.worker_id, self.fence, what)
+            )
+        except TaskHubError as exc:
+            log.warning("worker.refusal_not_recorded run_id=%s error=%s", self.run_id, exc)
+
+
+def _kill_group_leftovers(pgid: int) -> None:
+    """The leader exited; anything still in its group would outlive the run unsupervised."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _append_line(path: os.PathLike[str], text: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)

@@ -1,0 +1,219 @@
+"""The worker: claim runs from the queue, supervise each as its own process group, keep their leases.
+
+It decides only from projections (the claim is one transaction over the runs table) and wakes on
+new events in the log rather than on a fixed sleep. Signal handlers only set flags; the loop acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+
+import psutil
+
+from taskhub.events.log import Log
+from taskhub.events.store import Txn
+from taskhub.events.types import WorkerStarted, WorkerStopped
+from taskhub.projections import ops
+from taskhub.runtime.process import default_python_bin_dir, install_fast_child_watcher
+from taskhub.runtime.registry_loader import LoadedTask
+from taskhub.runtime.registry_watch import RegistryWatcher
+from taskhub.runtime.supervisor import RunSupervisor, WorkerContext
+from taskhub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
+LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
+
+
+class Worker:
+    def __init__(self, settings: Settings, concurrency: int = 1, worker_id: str | None = None) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.settings = settings
+        self.concurrency = concurrency
+        self.host = socket.gethostname()
+        self.worker_id = worker_id or f"{self.host}-{os.getpid()}"
+        self.running: dict[str, RunSupervisor] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        self.skip_drain = False
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def request_shutdown(self) -> None:
+        """First call: stop claiming and drain. Second call: skip the drain."""
+        if self.stopping:
+            self.skip_drain = True
+        self.stopping = True
+        self._wake.set()
+        self._stopped.set()
+
+    # -- main ------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        settings = self.settings
+        self.log = await Log.open(settings.db_path, settings.synchronous)
+        self.registry = RegistryWatcher(settings.tasks_dir)
+        ctx = WorkerContext(
+            settings=settings, log=self.log, worker_id=self.worker_id, host=self.host,
+            base_env=dict(os.environ), python_bin_dir=default_python_bin_dir(), find_task=self._find_task,
+        )
+        self.ctx = ctx
+        me = psutil.Process()
+        started = WorkerStarted(pid=me.pid, host=self.host, concurrency=self.concurrency,
+                                create_time=me.create_time())
+
+        def announce(txn: Txn) -> int:
+            ops.append_worker_event(txn, self.worker_id, started)
+            return txn.last_seq
+
+        start_seq = await self.log.run(announce)
+        log.info("worker.started id=%s concurrency=%d pid=%d", self.worker_id, self.concurrency, me.pid)
+        helpers = [
+            asyncio.create_task(self.registry.run(), name="registry"),
+            asyncio.create_task(self._heartbeats(), name="heartbeats"),
+            asyncio.create_task(self._follow_cancels(start_seq), name="cancels"),
+            asyncio.create_task(self._forward_wakeups(), name="wakeups"),
+        ]
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            self.registry.stop()
+            for helper in helpers:
+                helper.cancel()
+            for helper in helpers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await helper
+            with contextlib.suppress(Exception):
+                await self.log.run(lambda txn: ops.append_worker_event(
+                    txn, self.worker_id, WorkerStopped(reason="shutdown")))
+            await self.log.close()
+        log.info("worker.stopped id=%s", self.worker_id)
+        return 0
+
+    async def _claim_loop(self) -> None:
+        lease_s = self.settings.lease_s
+        while not self.stopping:
+            self._wake.clear()
+            free = self.concurrency - len(self.running)
+            if free > 0 and await self._claimable():
+                limits = {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}
+                views = await self.log.run(
+                    lambda txn, free=free, limits=limits: ops.claim(txn, self.worker_id, free, lease_s, limits)
+                )
+                for view in views:
+                    self._supervise(RunSupervisor(self.ctx, view))
+                if views:
+                    continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), await self._idle_timeout())
+
+    async def _claimable(self) -> bool:
+        """A cheap read before taking the write lock: is any queued run due?"""
+        async with self.log.reader.execute(
+            "SELECT 1 FROM runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) LIMIT 1",
+            (time.time(),),
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def _idle_timeout(self) -> float:
+        """Sleep until the next wake-up, or until the earliest future not_before comes due."""
+        async with self.log.reader.execute(
+            "SELECT min(not_before) FROM runs WHERE status = 'queued' AND not_before > ?", (time.time(),)
+        ) as cur:
+            row = await cur.fetchone()
+        if row and row[0] is not None:
+            due: float = row[0] - time.time()
+            return max(0.0, min(IDLE_RECHECK_S, due))
+        return IDLE_RECHECK_S
+
+    async def _forward_wakeups(self) -> None:
+        """Any commit to the log, by any process, may have queued a run or freed a task limit."""
+        while True:
+            seen = self.log.signal.generation
+            await self.log.signal.wait(seen, timeout=3600)
+            if self.log.signal.generation != seen:
+                self._wake.set()
+
+    def _supervise(self, sup: RunSupervisor) -> None:
+        self.running[sup.run_id] = sup
+
+        async def supervise() -> None:
+            try:
+                await sup.run()
+            finally:
+                self.running.pop(sup.run_id, None)
+                self._wake.set()
+
+        task = asyncio.create_task(supervise(), name=f"run-{sup.run_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _find_task(self, task_id: str) -> LoadedTask | None:
+        found = self.registry.current.tasks.get(task_id)
+        if found is None:  # maybe submitted against a file we have not reloaded yet
+            found = (await self.registry.areload()).tasks.get(task_id)
+        return found
+
+    async def _heartbeats(self) -> None:
+        interval = self.settings.heartbeat_s
+        while True:
+            await asyncio.sleep(min(interval, 1.0) if self.running else interval)
+            now = time.monotonic()
+            due = [s for s in self.running.values() if s.lease_deadline - now <= self.settings.lease_s - interval]
+            await asyncio.gather(*(s.heartbeat() for s in due))
+            now = time.monotonic()
+            for sup in list(self.running.values()):
+                if now > sup.lease_deadline - LEASE_SAFETY_S and sup.stop_reason is None:
+                    # We could not renew in time: the reaper may take the run. Kill it ourselves
+                    # rather than let it run unsupervised (self-fencing).
+                    log.error("worker.self_fence run_id=%s", sup.run_id)
+                    sup.request_stop("self_fenced")
+
+    async def _follow_cancels(self, after: int) -> None:
+        async for env in self.log.follow(after, types=["cancel_requested"]):
+            sup = self.running.get(env.run_id or "")
+            if sup is not None:
+                sup.request_stop("cancelled")
+
+    async def _drain(self) -> None:
+        """Let running tasks finish for the drain period, then stop the rest and record it."""
+        if self.tasks:
+            log.info("worker.draining runs=%d drain_s=%s", len(self.tasks), self.settings.drain_s)
+            deadline = time.monotonic() + self.settings.drain_s
+            while self.tasks and not self.skip_drain and time.monotonic() < deadline:
+                self._stopped.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.wait(set(self.tasks) | {asyncio.ensure_future(self._stopped.wait())},
+                                     return_when=asyncio.FIRST_COMPLETED),
+                        max(0.0, deadline - time.monotonic()),
+                    )
+        for sup in list(self.running.values()):
+            sup.request_stop("shutdown")
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def run_worker(settings: Settings, concurrency: int = 1, worker_id: str | None = None) -> int:
+    """Blocking entry point of `taskhub worker`."""
+    install_fast_child_watcher()
+    worker = Worker(settings, concurrency, worker_id)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.request_shutdown)
+        return await worker.run()
+
+    return asyncio.run(main())
