@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import time
+from functools import partial
 
 import psutil
 
@@ -108,9 +109,8 @@ class Worker:
             free = self.concurrency - len(self.running)
             if free > 0 and await self._claimable():
                 limits = {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}
-                views = await self.log.run(
-                    lambda txn, free=free, limits=limits: ops.claim(txn, self.worker_id, free, lease_s, limits)
-                )
+                views = await self.log.run(partial(ops.claim, worker_id=self.worker_id, slots=free,
+                                                   lease_s=lease_s, limits=limits))
                 for view in views:
                     self._supervise(RunSupervisor(self.ctx, view))
                 if views:
