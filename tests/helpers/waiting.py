@@ -20,7 +20,7 @@ T = TypeVar("T")
 POLL_S = 0.01
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, *, interval: float = POLL_S, message: str = "") -> T:
+def wait_until(predicate: Callable[[], T | None], timeout: float, *, interval: float = POLL_S, message: str = "") -> T:
     """Call `predicate` every `interval` seconds until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout
     while True:
@@ -33,7 +33,7 @@ def wait_until(predicate: Callable[[], T], timeout: float, *, interval: float = 
 
 
 async def wait_until_async(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], T | Awaitable[T | None] | None],
     timeout: float,
     *,
     interval: float = POLL_S,
@@ -43,7 +43,7 @@ async def wait_until_async(
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
-        value: T = await result if inspect.isawaitable(result) else result
+        value: T | None = await result if inspect.isawaitable(result) else result
         if value:
             return value
         if time.monotonic() >= deadline:
