@@ -40,8 +40,8 @@ export function TimelineView() {
               {label}
             </button>
           ))}
-          <button className="small" onClick={() => tw.zoomBy(0.8, 1)} aria-label="zoom in">＋</button>
-          <button className="small" onClick={() => tw.zoomBy(1.25, 1)} aria-label="zoom out">－</button>
+          <button className="small" onClick={() => tw.zoomBy(0.8, 1)} aria-label="zoom in">+</button>
+          <button className="small" onClick={() => tw.zoomBy(1.25, 1)} aria-label="zoom out">-</button>
           <button className={`small${tw.follow ? " primary" : ""}`} onClick={tw.goLive} title="follow now">
             {tw.follow ? "● Following now" : "Jump to now"}
           </button>
