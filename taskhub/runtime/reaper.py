@@ -76,6 +76,7 @@ class Reaper:
         self._inflight: dict[str, asyncio.Task[ReapResult | None]] = {}
         self._limit = asyncio.Semaphore(MAX_PARALLEL_REAPS)
         self._wake_at: float | None = None
+        self.ticks = 0  # sweeps done: lets tests and logs see the loop is alive
 
     async def tick(self, now: float | None = None) -> list[ReapResult]:
         """One sweep, waiting for every reap it started; returns the reaps that ran."""
@@ -85,6 +86,7 @@ class Reaper:
 
     async def sweep(self, now: float) -> list[asyncio.Task[ReapResult | None]]:
         """Decide what to reap at `now` and start those reaps without waiting for their kills."""
+        self.ticks += 1
         gap = self.pause.observe(now)
         if gap is not None:
             logger.warning(
@@ -104,7 +106,7 @@ class Reaper:
         for candidate in candidates:
             if candidate.run_id in self._inflight:
                 continue
-            task = asyncio.create_task(self._reap(candidate), name=f"reap-{candidate.run_id}")
+            task = asyncio.create_task(self._reap(candidate, now), name=f"reap-{candidate.run_id}")
             self._inflight[candidate.run_id] = task
             task.add_done_callback(self._forget)
             started.append(task)
@@ -119,12 +121,12 @@ class Reaper:
         if self._inflight.get(run_id) is task:
             del self._inflight[run_id]
 
-    async def _reap(self, candidate: Candidate) -> ReapResult | None:
+    async def _reap(self, candidate: Candidate, now: float) -> ReapResult | None:
         async with self._limit:
             try:
                 # The view may have moved since the sweep (a worker's exit, a late `started`).
                 fresh = await queries.get_run(self.log.reader, candidate.run_id)
-                if not still_due(fresh, candidate, self.clock()):
+                if not still_due(fresh, candidate, now):
                     return None
                 assert fresh is not None
                 return await reap(
