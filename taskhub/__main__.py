@@ -1,0 +1,5 @@
+"""`python -m taskhub` is the `taskhub` command."""
+
+from taskhub.cli.main import main
+
+raise SystemExit(main())

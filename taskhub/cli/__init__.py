@@ -1,0 +1,1 @@
+"""The `taskhub` command line: one small module per command group, dispatched from `main`."""

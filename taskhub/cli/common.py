@@ -1,0 +1,60 @@
+"""What every command shares: exit codes, the CLI's own errors, settings and opening the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from taskhub.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from taskhub.events.store import EventStore
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130  # like a shell's Ctrl-C: the run (or the command) was interrupted
+EXIT_TIMEOUT = 124  # like coreutils `timeout`
+
+
+class CliError(Exception):
+    """A failure to report on stderr, with what to do about it, and the exit code to leave with."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UsageError(CliError):
+    """The command line itself is wrong (exit 2, like argparse)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
+
+
+def settings() -> Settings:
+    # ConfigError is mapped to exit 2 by main(): a bad TASKHUB_* value is a usage problem.
+    return load_settings()
+
+
+def missing_db_message(path: Path) -> str:
+    return f"no database at {path}; start TaskHub with bin/start.sh or run `taskhub worker` once"
+
+
+def require_db(s: Settings) -> Path:
+    if not s.db_path.is_file():
+        raise CliError(missing_db_message(s.db_path))
+    return s.db_path
+
+
+def open_store(s: Settings, readonly: bool = True) -> EventStore:
+    """The sync store over an existing database; read-only unless the command writes."""
+    from taskhub.events.store import EventStore
+
+    require_db(s)
+    return EventStore(s.db_path, s.synchronous, readonly=readonly)
+
+
+def pids_dir(s: Settings) -> Path:
+    """Where bin/start.sh keeps one pid file per service."""
+    return s.home / "data" / "pids"

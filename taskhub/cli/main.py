@@ -1,0 +1,83 @@
+"""`taskhub`: parse the command line and dispatch to the command's module.
+
+Exit codes: 0 success, 1 failure, 2 usage or configuration error, 130 interrupted; `submit --wait`
+and `--follow` leave with the run's own code (see taskhub/cli/watch.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from taskhub.cli import common, doctor, events, runs, services, submit, tasks
+from taskhub.errors import ConfigError, InvalidParams, NotFound, TaskHubError
+
+EPILOG = """examples:
+  taskhub submit hello_world --param target=world --follow
+  taskhub runs --status failed
+  taskhub events tail -f
+  taskhub events audit
+  taskhub doctor
+
+configuration comes from TASKHUB_* variables (TASKHUB_HOME, TASKHUB_PORT, ...); see README.md."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskhub",
+        description="TaskHub: an event-sourced, crash-safe task runner on one SQLite log.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    services.register(sub)
+    tasks.register(sub)
+    submit.register(sub)
+    runs.register(sub)
+    events.register(sub)
+    doctor.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command not in ("api", "worker", "reaper") and not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)  # one-shot commands print results, not logs
+    try:
+        code: int = args.func(args)
+        return code
+    except common.CliError as exc:
+        return _fail(str(exc), exc.code)
+    except ConfigError as exc:
+        return _fail(f"configuration error: {exc}", common.EXIT_USAGE)
+    except InvalidParams as exc:
+        where = f" (field `{exc.field}`)" if exc.field else ""
+        return _fail(f"invalid{where}: {exc}", common.EXIT_FAILED)
+    except NotFound as exc:
+        return _fail(str(exc), common.EXIT_FAILED)
+    except TaskHubError as exc:
+        return _fail(str(exc), common.EXIT_FAILED)
+    except KeyboardInterrupt:
+        return common.EXIT_CANCELLED
+    except BrokenPipeError:
+        # `taskhub events export | head`: the reader left; that is not an error of ours.
+        sys.stderr.close()
+        return common.EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"taskhub: error: {message}\n")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
