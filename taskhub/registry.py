@@ -54,9 +54,7 @@ class TaskSpec:
     def __post_init__(self) -> None:
         tid = self.task_id
         if not isinstance(tid, str) or not TASK_ID_RE.fullmatch(tid) or len(tid) > TASK_ID_MAX:
-            raise InvalidTaskSpec(
-                f"task_id must match [a-z0-9_-]+ (at most {TASK_ID_MAX} chars), got {tid!r}"
-            )
+            raise InvalidTaskSpec(f"task_id must match [a-z0-9_-]+ (at most {TASK_ID_MAX} chars), got {tid!r}")
         if self.params_model is None:
             object.__setattr__(self, "params_model", NoParams)  # frozen: set once, here only
         problem = _spec_problem(self)
@@ -93,9 +91,7 @@ def _is_int(value: object) -> bool:
 def params_schema(spec: TaskSpec) -> dict[str, Any]:
     """JSON Schema of the params, an `object` schema with local $refs inlined for form generators."""
     model = spec.params_model
-    raw: dict[str, Any] = (
-        model.model_json_schema() if _is_pydantic_model(model) else msgspec.json.schema(model)
-    )
+    raw: dict[str, Any] = model.model_json_schema() if _is_pydantic_model(model) else msgspec.json.schema(model)
     schema = _inline_refs(raw)
     if schema.get("type") != "object":
         raise InvalidTaskSpec(f"task {spec.task_id!r}: params_model must describe a JSON object")
@@ -153,8 +149,7 @@ def _validate_pydantic(model: Any, raw: Mapping[Any, Any]) -> Any:
         first = details[0] if details else {}
         field = ".".join(str(part) for part in first.get("loc", ())) or None
         messages = "; ".join(
-            f"{d.get('msg', 'invalid')} - at `$.{'.'.join(str(p) for p in d.get('loc', ()))}`"
-            for d in details
+            f"{d.get('msg', 'invalid')} - at `$.{'.'.join(str(p) for p in d.get('loc', ()))}`" for d in details
         )
         raise InvalidParams(messages or str(exc), field=field) from None
 
@@ -169,9 +164,7 @@ def build_argv(spec: TaskSpec, raw_params: object) -> list[str]:
     except Exception as exc:
         raise InvalidParams(f"build_command failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(argv, (list, tuple)) or not argv:
-        raise InvalidTaskSpec(
-            f"task {spec.task_id!r}: build_command must return a non-empty list of str, got {argv!r}"
-        )
+        raise InvalidTaskSpec(f"task {spec.task_id!r}: build_command must return a non-empty list of str, got {argv!r}")
     for i, arg in enumerate(argv):
         if not isinstance(arg, str):
             raise InvalidTaskSpec(
@@ -202,9 +195,7 @@ def _coerce(text: str, prop: Any, key: str) -> Any:
     enum = prop.get("enum")
     if isinstance(enum, list):
         for choice in enum:
-            if choice == text or (
-                not isinstance(choice, str) and msgspec.json.encode(choice) == text.encode()
-            ):
+            if choice == text or (not isinstance(choice, str) and msgspec.json.encode(choice) == text.encode()):
                 return choice
     types = _property_types(prop)
     if not types:  # untyped (Any): JSON if it parses, else the plain string
@@ -228,9 +219,7 @@ def _coerce(text: str, prop: Any, key: str) -> Any:
         try:
             return msgspec.json.decode(text)
         except msgspec.DecodeError:
-            raise InvalidParams(
-                f"`{key}` must be JSON ({'/'.join(sorted(types))}), got {text!r}", key
-            ) from None
+            raise InvalidParams(f"`{key}` must be JSON ({'/'.join(sorted(types))}), got {text!r}", key) from None
     return text  # validation reports the type mismatch, naming the field
 
 
@@ -282,7 +271,7 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             name = ref.removeprefix("#/$defs/")
             if name in defs and name not in stack:
-                rest = {k: walk(v, stack) for k, v in node.items() if k != "$ref"}
+                rest = {k: walk(v, stack) for k, v in node.items() if k not in ("$ref", "$defs")}
                 return {**walk(defs[name], (*stack, name)), **rest}
             recursive.add(name)
             return dict(node)

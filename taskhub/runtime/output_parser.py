@@ -118,7 +118,7 @@ class LineSplitter:
                 self._check_partial()
             if nl < 0:
                 break
-            if not self._skip:
+            if not self._skip and (not self.prefix or self._buf.startswith(self.prefix)):
                 out.append(bytes(self._buf))
             self._buf.clear()
             self._skip = False
@@ -127,7 +127,9 @@ class LineSplitter:
 
     def flush(self) -> list[bytes]:
         """The last line if the stream ended without a newline (call once, at the end)."""
-        line = None if self._skip or not self._buf else bytes(self._buf)
+        line = bytes(self._buf) if self._buf and not self._skip else None
+        if line is not None and self.prefix and not line.startswith(self.prefix):
+            line = None  # a tail like b"::task" only looked like it might become the prefix
         self._buf.clear()
         self._skip = False
         return [] if line is None else [line]
