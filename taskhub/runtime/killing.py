@@ -172,11 +172,21 @@ def find_run_processes(run_id: str) -> list[psutil.Process]:
 
 def _protected_pids() -> set[int]:
     """Never signal ourselves, whoever supervises us (TaskHub may itself run as a task), or init."""
-    me = psutil.Process()
+    protected = {1, os.getpid()}
+    pid = os.getppid()
+    while pid > 1 and pid not in protected:  # psutil's parents() reads every /proc/<pid>/stat
+        protected.add(pid)
+        pid = _ppid(pid)
+    return protected
+
+
+def _ppid(pid: int) -> int:
     try:
-        return {1, me.pid, *(p.pid for p in me.parents())}
-    except psutil.Error:
-        return {1, me.pid}
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return int(stat.rsplit(b")", 1)[1].split()[1])  # after "(comm)": state, then ppid
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 # --- a run's whole tree ---------------------------------------------------------------------------

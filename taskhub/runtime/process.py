@@ -192,13 +192,19 @@ def install_fast_child_watcher() -> bool:
     except OSError:  # kernel older than 5.3, or pidfds blocked by a sandbox
         logger.info("spawn.child_watcher fallback=threaded reason=no_pidfd")
         return False
-    watcher = asyncio.PidfdChildWatcher()
-    asyncio.set_child_watcher(watcher)
+    watcher = asyncio.get_child_watcher()
+    if not isinstance(watcher, asyncio.PidfdChildWatcher):
+        # Replacing the threaded watcher is safe with children running: its threads still report.
+        watcher = asyncio.PidfdChildWatcher()
+        asyncio.set_child_watcher(watcher)
+        logger.debug("spawn.child_watcher kind=pidfd")
     try:
-        watcher.attach_loop(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
     except RuntimeError:
-        pass  # no running loop yet: set_event_loop() attaches it when the loop is created
-    logger.debug("spawn.child_watcher kind=pidfd")
+        return True  # no running loop yet: set_event_loop() attaches it when the loop is created
+    # Re-attaching would drop the pidfds of children already being watched: only attach once.
+    if not watcher.is_active():
+        watcher.attach_loop(loop)
     return True
 
 

@@ -232,6 +232,9 @@ async def test_fast_child_watcher(janitor: Janitor, tmp_path: Path) -> None:
     else:
         assert installed is True
         assert isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)
+    sleeper = await run(janitor, tmp_path, ["sleep", "0.3"])
+    assert install_fast_child_watcher() is installed  # idempotent, even with a child being watched
     spawned = await run(janitor, tmp_path, [PY, "-c", "print('ok')"])
     assert await finish(spawned) == 0
+    assert await finish(sleeper) == 0
     assert (tmp_path / "stdout.log").read_text() == "ok\n"
