@@ -49,6 +49,7 @@ class RegistryWatcher:
         self._swapped_load = 0
         self._registry = load_tasks(self.tasks_dir)
         self._stop: asyncio.Event | None = None  # made by run(), so each run may use its own loop
+        self._stopping = False  # stop() may come before run() has started
 
     @property
     def current(self) -> Registry:
@@ -68,23 +69,29 @@ class RegistryWatcher:
         return self._registry
 
     def stop(self) -> None:
-        """Make a running run() return soon; call from the event loop's thread."""
+        """Make run() return soon, or at once if it has not started yet; call from the loop's thread."""
+        self._stopping = True
         if self._stop is not None:
             self._stop.set()
 
     async def run(self) -> None:
         """Reload on every add, edit or removal of a `*.py` file until stop() is called."""
         stop = self._stop = asyncio.Event()
-        while not stop.is_set():
-            await self.areload()  # catch up with whatever changed while nothing watched
-            if not self.tasks_dir.is_dir():
-                await self._sleep(self.rescan_s)  # wait for the directory to appear
-                continue
-            try:
-                await self._watch(stop)
-            except OSError as exc:  # e.g. the directory vanished while being armed
-                log.warning("registry.watch_failed dir=%s error=%s", self.tasks_dir, exc)
-                await self._sleep(min(1.0, self.rescan_s))
+        if self._stopping:
+            stop.set()
+        try:
+            while not stop.is_set():
+                await self.areload()  # catch up with whatever changed while nothing watched
+                if not self.tasks_dir.is_dir():
+                    await self._sleep(self.rescan_s)  # wait for the directory to appear
+                    continue
+                try:
+                    await self._watch(stop)
+                except OSError as exc:  # e.g. the directory vanished while being armed
+                    log.warning("registry.watch_failed dir=%s error=%s", self.tasks_dir, exc)
+                    await self._sleep(min(1.0, self.rescan_s))
+        finally:
+            self._stop, self._stopping = None, False
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Watch until stopped or until the directory is removed or replaced (then run() re-arms)."""

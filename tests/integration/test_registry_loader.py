@@ -213,6 +213,13 @@ async def test_watcher_waits_for_a_missing_directory(tmp_path: Path) -> None:
         await asyncio.wait_for(runner, DEADLINE_S)
 
 
+async def test_stop_before_run_has_started_still_stops_it(tasks_dir: Path) -> None:
+    w = RegistryWatcher(tasks_dir)
+    runner = asyncio.create_task(w.run())
+    w.stop()
+    await asyncio.wait_for(runner, DEADLINE_S)
+
+
 def test_reload_can_be_called_directly(tasks_dir: Path) -> None:
     changes: list[Registry] = []
     w = RegistryWatcher(tasks_dir, on_change=changes.append)
