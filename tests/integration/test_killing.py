@@ -148,7 +148,9 @@ async def test_a_group_already_gone_is_not_an_error(janitor: Janitor, tmp_path: 
     assert await terminate_group(spawned.pgid, spawned.identity, grace_s=1.0) == []
 
 
-async def test_a_reused_pid_is_never_signalled(janitor: Janitor, tmp_path: Path) -> None:
+async def test_a_reused_pid_is_never_signalled(
+    janitor: Janitor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # An unrelated process now holds the recorded pid: its create time is not the recorded one.
     bystander = await spawn(
         ["sleep", "60"],
@@ -164,6 +166,7 @@ async def test_a_reused_pid_is_never_signalled(janitor: Janitor, tmp_path: Path)
     assert await kill_run_tree(run_id, bystander.pgid, recorded, grace_s=0.2) == []
     assert await stays_alive(bystander, for_s=0.5)
     assert is_alive(bystander.pid)
+    assert "kill.identity_mismatch" in caplog.text  # and it says so
 
 
 async def test_our_own_group_is_refused(janitor: Janitor) -> None:
