@@ -1,0 +1,75 @@
+"""Exceptions to HTTP answers, in one place: JSON `{"status_code", "detail", "field"?}`.
+
+TaskHubError carries its own status (404 unknown task or run, 409 illegal transition, 422 invalid
+params naming the field, 503 store trouble). Litestar's own errors keep their status, except that a
+request that fails validation against the handler's declared types (a body field of the wrong type,
+a query parameter out of range) answers 422 naming the field; a body that is not JSON answers 400.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from taskhub.api.models import ErrorBody
+from taskhub.errors import InvalidParams, TaskHubError
+
+log = logging.getLogger(__name__)
+
+_ENCODER = msgspec.json.Encoder()
+_AT_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def error_bytes(status: int, detail: str, field: str | None = None) -> bytes:
+    return _ENCODER.encode(ErrorBody(status_code=status, detail=detail, field=field))
+
+
+def error_response(
+    status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(
+        content=error_bytes(status, detail, field), status_code=status, media_type=MediaType.JSON, headers=headers
+    )
+
+
+def field_of(message: str) -> str | None:
+    """The field a msgspec validation message names (`... - at `$.params.times``), if any."""
+    found = _AT_FIELD.search(message)
+    return found.group(1) or None if found else None
+
+
+def taskhub_error(_: Request[Any, Any, Any], exc: TaskHubError) -> Response[Any]:
+    field = exc.field if isinstance(exc, InvalidParams) else None
+    if exc.status_code >= 500:
+        log.warning("api.error status=%d type=%s detail=%s", exc.status_code, type(exc).__name__, exc)
+    return error_response(exc.status_code, str(exc), field)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    detail = exc.detail
+    field: str | None = None
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        first = exc.extra[0]
+        if isinstance(first, dict) and first.get("key"):
+            status, field = 422, str(first["key"])
+            detail = f"{first.get('message') or 'invalid value'} (field `{field}`)"
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(status, detail, field, headers)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("api.internal_error method=%s path=%s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal error; see the API's log")
+
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
+    TaskHubError: taskhub_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

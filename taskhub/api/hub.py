@@ -1,0 +1,77 @@
+"""What every request handler needs, opened once per process in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
+
+from litestar.datastructures import State
+
+from taskhub.api.views import LiveWorkers
+from taskhub.errors import TaskHubError
+from taskhub.events.clock import Clock
+from taskhub.events.log import Log
+from taskhub.runtime.registry_loader import Registry
+from taskhub.runtime.registry_watch import RegistryWatcher
+from taskhub.settings import Settings
+
+if TYPE_CHECKING:  # only a type here; handlers never annotate with it
+    from taskhub.api.broadcast import Broadcaster
+
+KEEPALIVE_S = 15.0  # SSE comment interval; SPEC: at least every 15 s
+CLIENT_QUEUE = 2048  # events buffered per SSE client before a slow one is dropped
+LOG_POLL_S = 0.15  # how often a live log stream looks at the file's size
+
+
+class TooManyStreams(TaskHubError):
+    """Too many live streams are open on this server; retry later."""
+
+    status_code = 503
+
+
+@dataclass
+class StreamSlots:
+    """Counts open SSE streams (events and logs) against `settings.max_streams`."""
+
+    limit: int
+    open: int = 0
+
+    def acquire(self) -> None:
+        if self.open >= self.limit:
+            raise TooManyStreams(
+                f"too many live streams ({self.open} open, limit {self.limit}, TASKHUB_MAX_STREAMS); retry later"
+            )
+        self.open += 1
+
+    def release(self) -> None:
+        self.open = max(0, self.open - 1)
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    clock: Clock
+    log: Log
+    watcher: RegistryWatcher
+    broadcaster: Broadcaster
+    slots: StreamSlots
+    live: LiveWorkers = field(default_factory=LiveWorkers)
+    sqlite_version: str = ""
+    containment: str = "unknown"
+    keepalive_s: float = KEEPALIVE_S
+    log_poll_s: float = LOG_POLL_S
+    schemas: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def registry(self) -> Registry:
+        return self.watcher.current
+
+
+def hub_of(state: State) -> Hub:
+    return cast(Hub, state["hub"])
+
+
+def extra_float(settings: Settings, key: str, default: float) -> float:
+    """A tuning knob from `settings.extra` (tests shorten keepalives this way)."""
+    raw = settings.extra.get(key)
+    return default if raw in (None, "") else float(raw)

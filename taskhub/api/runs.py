@@ -1,0 +1,172 @@
+"""Run routes: submit, list (cursor pages), show, cancel, retry, and a run's events."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from litestar import Response, get, post
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from taskhub.api.hub import Hub, hub_of
+from taskhub.api.models import CancelBody, EventOut, EventPage, RunOut, RunPage, SubmitBody
+from taskhub.api.tasks import checked_params
+from taskhub.api.views import blockers, cheap_blockers, run_out
+from taskhub.errors import IllegalTransition, InvalidParams, UnknownRun
+from taskhub.events.clock import iso, parse_iso
+from taskhub.events.store import Txn
+from taskhub.events.types import envelope_dict
+from taskhub.projections import ops, queries
+from taskhub.projections import transitions as t
+from taskhub.projections.decisions import decide_cancel, decide_submit
+from taskhub.projections.runs import RunView
+from taskhub.projections.tables import load_run
+
+RUN_ID_RE = re.compile(r"r-[A-Za-z0-9]+")
+MAX_PAGE = 500
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_RE.fullmatch(run_id):
+        raise UnknownRun(f"No such run: {run_id!r}")
+    return run_id
+
+
+async def find_run(hub: Hub, run_id: str) -> RunView:
+    view = await queries.get_run(hub.log.reader, check_run_id(run_id))
+    if view is None:
+        raise UnknownRun(f"No such run: {run_id!r}")
+    return view
+
+
+async def full_view(hub: Hub, view: RunView) -> RunOut:
+    return run_out(view, await blockers(view, hub.log.reader, hub.registry, hub.live, hub.clock()))
+
+
+def _not_before(text: str | None) -> str | None:
+    if text is None or text == "":
+        return None
+    try:
+        return iso(parse_iso(text))
+    except (ValueError, OverflowError, OSError):
+        raise InvalidParams(f"not_before must be an ISO 8601 time, got {text!r}", field="not_before") from None
+
+
+async def _submit(hub: Hub, body: SubmitBody, retry_of: str | None = None) -> tuple[RunView, bool]:
+    loaded = hub.registry.get(body.task_id)
+    params, _ = checked_params(loaded.spec, body.params)
+    event = decide_submit(
+        body.task_id,
+        params,
+        priority=body.priority,
+        max_attempts=loaded.spec.max_attempts,
+        timeout_s=loaded.spec.timeout_s,
+        not_before=_not_before(body.not_before),
+        idempotency_key=body.idempotency_key,
+        task_version=loaded.version,
+        retry_of=retry_of,
+    )
+    return await hub.log.run(lambda txn: ops.submit(txn, event))
+
+
+@post(
+    "/api/runs",
+    operation_id="submitRun",
+    status_code=201,
+    summary="Submit a run: 201 with the queued run; 200 with the first run on a repeated idempotency_key",
+    responses={200: ResponseSpec(data_container=RunOut, description="The run first created with this idempotency_key")},
+)
+async def submit_run(state: State, data: SubmitBody) -> Response[RunOut]:
+    hub = hub_of(state)
+    view, created = await _submit(hub, data)
+    blocked = await cheap_blockers(view, hub.log.reader, hub.live, hub.clock())
+    return Response(run_out(view, blocked), status_code=201 if created else 200)
+
+
+@get("/api/runs", operation_id="listRuns", summary="Runs, newest first, in pages stable under concurrent inserts")
+async def list_runs(
+    state: State,
+    status: Annotated[str | None, Parameter(description="comma-separated statuses")] = None,
+    task_id: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+) -> RunPage:
+    hub = hub_of(state)
+    statuses = [s for s in (status or "").split(",") if s]
+    for s in statuses:
+        if s not in t.STATUSES:
+            raise InvalidParams(f"unknown status {s!r}; one of {', '.join(t.STATUSES)}", field="status")
+    before: int | None = None
+    if cursor:
+        if not cursor.isdigit() or len(cursor) > 18:
+            raise InvalidParams(f"bad cursor {cursor!r}: pass next_cursor from the previous page", field="cursor")
+        before = int(cursor)
+    views = await queries.list_runs(hub.log.reader, statuses or None, task_id, limit, before)
+    items = [await full_view(hub, v) if v.status == t.QUEUED else run_out(v) for v in views]
+    next_cursor = str(views[-1].num) if len(views) == limit else None
+    return RunPage(items=items, next_cursor=next_cursor)
+
+
+@get("/api/runs/{run_id:str}", operation_id="getRun", summary="One run, with blocked_by while queued")
+async def get_run(state: State, run_id: str) -> RunOut:
+    hub = hub_of(state)
+    return await full_view(hub, await find_run(hub, run_id))
+
+
+def _cancel(txn: Txn, run_id: str, reason: str) -> RunView:
+    view = load_run(txn.conn, run_id)  # decided on the view inside the write transaction
+    if view is None:
+        raise UnknownRun(f"No such run: {run_id!r}")
+    if view.status in t.TERMINAL:
+        raise IllegalTransition(f"run {run_id} has already finished ({view.status}): nothing to cancel")
+    events = decide_cancel(view, reason)
+    return ops.append_run_events(txn, run_id, events) if events else view
+
+
+@post(
+    "/api/runs/{run_id:str}/cancel",
+    operation_id="cancelRun",
+    status_code=202,
+    summary="Cancel: a queued run at once, a running one through its worker; 409 once finished",
+)
+async def cancel_run(state: State, run_id: str, data: CancelBody | None = None) -> RunOut:
+    hub = hub_of(state)
+    check_run_id(run_id)
+    reason = data.reason if data is not None else ""
+    view = await hub.log.run(lambda txn: _cancel(txn, run_id, reason or "cancelled through the API"))
+    return run_out(view)
+
+
+@post(
+    "/api/runs/{run_id:str}/retry",
+    operation_id="retryRun",
+    status_code=201,
+    summary="A new run of the same task and params (retry_of set); 409 while the run has not finished",
+)
+async def retry_run(state: State, run_id: str) -> RunOut:
+    hub = hub_of(state)
+    old = await find_run(hub, run_id)
+    if old.status not in t.TERMINAL:
+        raise IllegalTransition(f"run {run_id} is {old.status}: only a finished run can be retried")
+    body = SubmitBody(task_id=old.task_id, params=old.params, priority=old.priority)
+    view, _ = await _submit(hub, body, retry_of=old.run_id)
+    return run_out(view, await cheap_blockers(view, hub.log.reader, hub.live, hub.clock()))
+
+
+@get("/api/runs/{run_id:str}/events", operation_id="listRunEvents", summary="A run's events, in order")
+async def run_events(
+    state: State,
+    run_id: str,
+    after: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
+) -> EventPage:
+    hub = hub_of(state)
+    await find_run(hub, run_id)
+    envs = await hub.log.read(after=after, limit=limit, run_id=run_id)
+    items = [EventOut(**envelope_dict(e)) for e in envs]
+    return EventPage(items=items, last_seq=envs[-1].seq if envs else after)
+
+
+ROUTES = [submit_run, list_runs, get_run, cancel_run, retry_run, run_events]

@@ -1,0 +1,99 @@
+"""`taskhub api`: serve create_app(settings) with uvicorn (uvloop + httptools in this process).
+
+A bind address other than loopback is refused unless TASKHUB_TOKEN is set (exit code 2); the
+address bound is added to the Host allowlist so clients that use it are let in. Access logs never
+show a `?token=`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import re
+import sys
+from typing import Any
+
+from taskhub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXIT_REFUSED = 2
+SHUTDOWN_GRACE_S = 3.0  # SSE streams never end on their own: cut them after this on shutdown
+_TOKEN_RE = re.compile(r"([?&]token=)[^&\s]*")
+
+
+def is_loopback(host: str) -> bool:
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class RedactToken(logging.Filter):
+    """Blank `token=` query values in uvicorn's access log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_RE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _allow_bound_host(settings: Settings, host: str) -> Settings:
+    wildcard = host in ("0.0.0.0", "::", "")
+    if wildcard or host in settings.allowed_hosts:
+        return settings
+    name = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return dataclasses.replace(settings, allowed_hosts=(*settings.allowed_hosts, name))
+
+
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(RedactToken())
+
+
+def run_api(settings: Settings, host: str | None = None, port: int | None = None, **uvicorn_options: Any) -> int:
+    """Serve until SIGINT/SIGTERM; returns the process exit code."""
+    import uvicorn
+
+    from taskhub.api.app import create_app
+
+    host = host or settings.host
+    port = settings.port if port is None else port
+    if not is_loopback(host) and not settings.token:
+        print(
+            f"taskhub api: refusing to listen on {host}: it is not a loopback address and TASKHUB_TOKEN is not set.\n"
+            "Anyone who can reach this port could run commands on this machine. Either keep the default\n"
+            "(--host 127.0.0.1) or set TASKHUB_TOKEN to a long random secret, e.g.\n"
+            "  export TASKHUB_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\n"
+            "and add the name clients use to reach it to TASKHUB_ALLOWED_HOSTS.",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    _configure_logging()
+    settings = _allow_bound_host(settings, host)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "log_config": None,
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_S,
+        "server_header": False,
+    }
+    options.update(uvicorn_options)
+    log.info("api.listen url=http://%s:%d token=%s", host, port, "set" if settings.token else "unset")
+    config = uvicorn.Config(create_app(settings), **options)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    except SystemExit as exc:  # uvicorn exits this way when it cannot bind
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0 if server.started else 1

@@ -1,0 +1,77 @@
+"""Task routes: the loaded registry (hot-reloaded) and the argv preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import get, post
+from litestar.datastructures import State
+
+from taskhub.api.hub import Hub, hub_of
+from taskhub.api.models import Argv, PreviewBody, TaskErrorOut, TaskList, TaskOut
+from taskhub.registry import TaskSpec, build_argv, params_schema, validate_params
+from taskhub.runtime.registry_loader import LoadedTask
+
+
+def checked_params(spec: TaskSpec, raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Validate params (InvalidParams naming the field) and build the argv once, so a run that could
+    never start is refused at submission. Returns the params with defaults filled in, as JSON values."""
+    validated = validate_params(spec, raw)
+    argv = build_argv(spec, validated)
+    if isinstance(validated, msgspec.Struct):
+        params = msgspec.to_builtins(validated)
+    elif callable(dump := getattr(validated, "model_dump", None)):
+        params = dump(mode="json")
+    else:
+        params = dict(raw)
+    return params, argv
+
+
+def task_out(hub: Hub, loaded: LoadedTask) -> TaskOut:
+    spec = loaded.spec
+    key = (spec.task_id, loaded.version)
+    schema = hub.schemas.get(key)
+    if schema is None:
+        schema = hub.schemas[key] = params_schema(spec)
+    return TaskOut(
+        task_id=spec.task_id,
+        name=spec.name,
+        description=spec.description,
+        params_schema=schema,
+        max_concurrency=spec.max_concurrency,
+        timeout_s=spec.timeout_s,
+        max_attempts=spec.max_attempts,
+        file=loaded.file,
+        version=loaded.version,
+    )
+
+
+@get("/api/tasks", operation_id="listTasks", summary="The loaded tasks and the files that failed to load")
+async def list_tasks(state: State) -> TaskList:
+    hub = hub_of(state)
+    registry = hub.registry
+    items = [task_out(hub, registry.tasks[k]) for k in sorted(registry.tasks)]
+    errors = [TaskErrorOut(file=e.file, error=e.error) for e in registry.errors]
+    return TaskList(items=items, errors=errors)
+
+
+@get("/api/tasks/{task_id:str}", operation_id="getTask", summary="One task")
+async def get_task(state: State, task_id: str) -> TaskOut:
+    hub = hub_of(state)
+    return task_out(hub, hub.registry.get(task_id))
+
+
+@post(
+    "/api/tasks/{task_id:str}/preview",
+    operation_id="previewTask",
+    status_code=200,
+    summary="The exact argv a run with these params would execute (422 naming the field when invalid)",
+)
+async def preview_task(state: State, task_id: str, data: PreviewBody) -> Argv:
+    loaded = hub_of(state).registry.get(task_id)
+    _, argv = checked_params(loaded.spec, data.params)
+    return Argv(argv=argv)
+
+
+ROUTES = [list_tasks, get_task, preview_task]
