@@ -26,6 +26,7 @@ from taskhub.projections.decisions import decide_exit
 from taskhub.projections.runs import RunView
 from taskhub.projections.tables import load_run
 from taskhub.registry import build_argv
+from taskhub.runtime.cgroups import RunCgroup
 from taskhub.runtime.killing import kill_run_tree
 from taskhub.runtime.output_tail import OutputTail
 from taskhub.runtime.process import ProcessIdentity, Spawned, SpawnError, child_env, spawn
@@ -125,6 +126,7 @@ class RunSupervisor:
             await self._spawn_failed(str(exc), stderr_path)
             return
         self.spawned = spawned
+        cgroup = await asyncio.to_thread(_contain, self.run_id, spawned.pid)
         started_mono = time.monotonic()
         started = Started(fence=self.fence, pid=spawned.pid, pgid=spawned.pgid, create_time=spawned.create_time,
                           host=self.ctx.host, argv=argv)
@@ -133,6 +135,8 @@ class RunSupervisor:
         outcome = await self._watch(spawned, tail, [LogCap(stdout_path, settings.log_cap_bytes),
                                                     LogCap(stderr_path, settings.log_cap_bytes)])
         returncode = spawned.process.returncode
+        if cgroup is not None:
+            await asyncio.to_thread(_release, cgroup)
         if self.stop_reason in ("fenced", "self_fenced"):
             return
         await self._report_output(tail.poll(final=True))
@@ -258,6 +262,25 @@ def _kill_group_leftovers(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _contain(run_id: str, pid: int) -> RunCgroup | None:
+    """Put the run in its own cgroup when the machine allows: then nothing it forks can escape."""
+    cgroup = RunCgroup.create(run_id)
+    if cgroup is not None and not cgroup.add(pid):
+        cgroup.remove()
+        return None
+    return cgroup
+
+
+def _release(cgroup: RunCgroup) -> None:
+    """The run ended: kill whatever it left in its cgroup, then remove the cgroup."""
+    if cgroup.populated():
+        cgroup.kill()
+        deadline = time.monotonic() + 2.0
+        while cgroup.populated() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    cgroup.remove()
 
 
 def _append_line(path: os.PathLike[str], text: str) -> None:
