@@ -19,6 +19,7 @@ MAX_STREAMS = 256
 DRAIN_S = 30.0
 KILL_GRACE_S = 5.0
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+SOURCE_DIR = Path(__file__).resolve().parent.parent  # the checkout TaskHub runs from
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,15 @@ class Settings:
     max_streams: int = MAX_STREAMS
     drain_s: float = DRAIN_S
     kill_grace_s: float = KILL_GRACE_S
+    web_dist: Path | None = None  # the built UI; default: web/dist under the home, else beside the code
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ui_dir(self) -> Path:
+        if self.web_dist is not None:
+            return self.web_dist
+        in_home = self.home / "web" / "dist"
+        return in_home if in_home.is_dir() else SOURCE_DIR / "web" / "dist"
 
     @property
     def tasks_dir(self) -> Path:
@@ -103,6 +112,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         max_streams=int(_number(env, "TASKHUB_MAX_STREAMS", MAX_STREAMS)),
         drain_s=_number(env, "TASKHUB_DRAIN_S", DRAIN_S, minimum=-1),
         kill_grace_s=_number(env, "TASKHUB_KILL_GRACE_S", KILL_GRACE_S),
+        web_dist=Path(env["TASKHUB_WEB_DIST"]).resolve() if env.get("TASKHUB_WEB_DIST") else None,
     )
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
