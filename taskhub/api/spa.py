@@ -35,9 +35,6 @@ The command line works too: <code>taskhub --help</code>.</p>
 """
 
 
-def dist_dir(home: Path) -> Path:
-    return home / "web" / "dist"
-
 
 def _static_file(dist: Path, rel: str) -> Path | None:
     parts = PurePosixPath(rel).parts
@@ -51,7 +48,7 @@ def _static_file(dist: Path, rel: str) -> Path | None:
 def serve_app(state: State, path: str = "/") -> Response[bytes] | File:
     if path == "/api" or path.startswith("/api/"):
         raise NotFound(f"no API route {path}")
-    dist = dist_dir(hub_of(state).settings.home)
+    dist = hub_of(state).settings.ui_dir
     index = dist / "index.html"
     if not index.is_file():
         return Response(NOT_BUILT.encode(), media_type=HTML, headers={"Cache-Control": "no-store"})
