@@ -65,10 +65,10 @@ export async function postJson<T>(path: string, body: unknown = {}): Promise<T> 
   return (await res.json()) as T;
 }
 
-/** Downloads an authenticated resource as a file via a blob URL. */
-export async function downloadFile(path: string, filename: string): Promise<void> {
-  const res = await request(path, { headers: { Accept: "*/*" } });
-  const url = URL.createObjectURL(await res.blob());
+/** Downloads an authenticated resource (a path, or a blob already fetched) as a file. */
+export async function downloadFile(source: string | Blob, filename: string): Promise<void> {
+  const blob = typeof source === "string" ? await (await request(source, { headers: { Accept: "*/*" } })).blob() : source;
+  const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
   a.download = filename;

@@ -47,8 +47,27 @@ export const api = {
       headers: { Accept: "text/plain" },
     });
     const text = await res.text();
-    const size = Number(res.headers.get("X-Log-Size") ?? NaN);
-    return { text, size: Number.isFinite(size) ? size : null };
+    const header = (name: string) => {
+      const n = Number(res.headers.get(name) ?? NaN);
+      return Number.isFinite(n) ? n : null;
+    };
+    return { text, size: header("X-Log-Size"), start: header("X-Log-Offset") };
+  },
+  /** The whole log as bytes, read in chunks (the API caps one read). */
+  logBlob: async (runId: string, stream: LogStream): Promise<Blob> => {
+    const parts: ArrayBuffer[] = [];
+    let offset = 0;
+    for (let i = 0; i < 1000; i++) {
+      const res = await request(`/api/runs/${enc(runId)}/logs/${stream}${query({ offset, limit: LOG_CHUNK })}`, {
+        headers: { Accept: "text/plain" },
+      });
+      const buf = await res.arrayBuffer();
+      parts.push(buf);
+      offset += buf.byteLength;
+      const size = Number(res.headers.get("X-Log-Size") ?? 0);
+      if (buf.byteLength === 0 || offset >= size) break;
+    }
+    return new Blob(parts, { type: "text/plain" });
   },
   logStreamUrl: (runId: string, stream: LogStream, offset: number) =>
     `/api/runs/${enc(runId)}/logs/${stream}/stream${query({ offset })}`,
@@ -56,3 +75,6 @@ export const api = {
 };
 
 export type LogStream = "stdout" | "stderr";
+
+/** Bytes per read when downloading a whole log (the API allows up to 8 MiB). */
+export const LOG_CHUNK = 4 << 20;

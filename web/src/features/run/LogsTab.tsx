@@ -1,7 +1,7 @@
 /** stdout/stderr with tail-first loading, live following, search and download. */
 import { useCallback, useState } from "react";
 import type { RunView } from "../../api/types";
-import type { LogStream } from "../../api/endpoints";
+import { api, type LogStream } from "../../api/endpoints";
 import { downloadFile } from "../../api/client";
 import { isTerminal } from "../../lib/status";
 import { ErrorBox } from "../../components/Feedback";
@@ -55,7 +55,7 @@ export function LogsTab({ run }: { run: RunView }) {
           )}
           <button className="small" disabled={!matches} onClick={() => setMatchIndex((i) => i - 1)} aria-label="previous match">↑</button>
           <button className="small" disabled={!matches} onClick={() => setMatchIndex((i) => i + 1)} aria-label="next match">↓</button>
-          <button className="small" onClick={() => void downloadFile(`/api/runs/${run.run_id}/logs/${stream}?offset=0`, `${run.run_id}-${stream}.log`)}>
+          <button className="small" onClick={() => void api.logBlob(run.run_id, stream).then((b) => downloadFile(b, `${run.run_id}-${stream}.log`))}>
             Download
           </button>
         </div>

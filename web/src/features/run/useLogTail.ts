@@ -29,14 +29,14 @@ export function useLogTail(runId: string, stream: LogStream, follow: boolean) {
     bump();
     (async () => {
       try {
-        const { text, size } = await api.log(runId, stream, -TAIL_BYTES).catch((e: unknown) => {
+        const { text, size, start } = await api.log(runId, stream, -TAIL_BYTES).catch((e: unknown) => {
           // No log file yet (a queued run): start empty and follow from 0.
-          if (e instanceof ApiError && e.status === 404) return { text: "", size: 0 };
+          if (e instanceof ApiError && e.status === 404) return { text: "", size: 0, start: 0 };
           throw e;
         });
         if (cancelled) return;
         const end = size ?? byteLength(text);
-        range.current = { start: Math.max(0, end - byteLength(text)), end };
+        range.current = { start: start ?? Math.max(0, end - byteLength(text)), end };
         appendText(lines.current, text);
         bump();
         if (!follow) {

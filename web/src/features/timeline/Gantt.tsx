@@ -92,7 +92,9 @@ export function Gantt({ model, window: w, now, onZoom, onPan, onOpen }: Props) {
     <div className="gantt" ref={ref} onPointerDown={onDown} onPointerMove={onMove} onPointerUp={onUp} onPointerCancel={onUp}>
       <svg width={width} height={height} role="img" aria-label="timeline of runs per worker slot">
         <g className="grid">
-          {ticks(w, plotW).map((t) => (
+          <rect x={0} y={0} width={LABEL_W} height={height} fill="var(--bg-elev)" />
+          <line x1={LABEL_W} x2={LABEL_W} y1={0} y2={height} />
+          {ticks(w, plotW).filter((t) => x(t) >= LABEL_W).map((t) => (
             <g key={t}>
               <line x1={x(t)} x2={x(t)} y1={AXIS_H - 4} y2={height} />
               <text x={x(t) + 3} y={14}>{formatTick(t, step)}</text>

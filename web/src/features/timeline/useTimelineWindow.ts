@@ -2,7 +2,7 @@
 import { useCallback, useState } from "react";
 import { clampSpan, following, pan, zoom, type TimeWindow } from "../../lib/timeAxis";
 
-export function useTimelineWindow(now: number, initialSpan = 15 * 60_000) {
+export function useTimelineWindow(now: number, initialSpan = 5 * 60_000) {
   const [follow, setFollow] = useState(true);
   const [span, setSpan] = useState(initialSpan);
   const [fixed, setFixed] = useState<TimeWindow | null>(null);
