@@ -1,0 +1,298 @@
+"""Fault tests (issue 4): real `taskhub worker` / `taskhub reaper` processes, real signals, real kill -9.
+
+Leases are short (3 s, heartbeat 1 s, kill grace 1 s: see conftest.DEFAULT_ENV). Every test ends
+with `hub.assert_clean()`: no process of any of its runs is left and `audit` finds nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from taskhub.events.types import Started
+from taskhub.projections import ops
+from taskhub.projections import transitions as t
+from taskhub.projections.runs import RunView
+from tests.e2e.conftest import Hub, Service
+from tests.helpers.waiting import wait_until
+
+LEASE_S = 3.0
+
+
+def tree_pids(hub: Hub, run_id: str, count: int = 3, timeout: float = 15) -> list[int]:
+    """The pids the orphan_tree task wrote, once all of them have."""
+    path = hub.home / "data" / "runs" / run_id / "pids"
+
+    def read() -> list[int] | None:
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [int(line.split()[1]) for line in lines] if len(lines) >= count else None
+
+    return wait_until(read, timeout=timeout, message=f"{run_id}'s process tree")
+
+
+def none_alive(pids: list[int]) -> bool:
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    return not any(alive(p) for p in pids)
+
+
+def reaped(hub: Hub, run_id: str) -> list[str]:
+    return [e.data.reason for e in hub.events(run_id, ["reaped"])]  # type: ignore[union-attr]
+
+
+def terminal_events(hub: Hub, run_id: str) -> list[str]:
+    return [e.type for e in hub.events(run_id, ["exited", "reaped", "cancelled"])]
+
+
+# -- 1. kill -9 of a worker -----------------------------------------------------------------------
+
+
+def test_1_kill9_worker_fast_path_kills_setsid_grandchild_within_3s(hub: Hub) -> None:
+    worker = hub.worker("w1")
+    hub.reaper()
+    [run_id] = hub.submit("orphan_tree")
+    pids = tree_pids(hub, run_id)
+
+    worker.kill9()
+    killed_at = time.monotonic()
+    view = hub.wait_status(run_id, "failed", timeout=3)
+    wait_until(lambda: none_alive(pids) and not hub.run_processes([run_id]), timeout=3)
+    elapsed = time.monotonic() - killed_at
+
+    assert elapsed < 3.0
+    assert view.failure_reason == "worker_gone"
+    assert reaped(hub, run_id) == ["worker_gone"]
+    hub.assert_clean()
+
+
+def test_1_kill9_worker_without_reaper_then_reaper_within_lease_plus_5s(hub: Hub) -> None:
+    worker = hub.worker("w1")
+    [run_id] = hub.submit("orphan_tree")
+    pids = tree_pids(hub, run_id)
+
+    worker.kill9()
+    killed_at = time.monotonic()
+    # Nobody is watching until the lease has run out: the orphans keep running meanwhile.
+    wait_until(lambda: time.time() > _lease_deadline(hub.run(run_id)), timeout=LEASE_S + 2)
+    assert not none_alive(pids)
+    hub.reaper()
+    view = hub.wait_status(run_id, "failed", timeout=LEASE_S + 5)
+    wait_until(lambda: none_alive(pids), timeout=LEASE_S + 5)
+
+    assert time.monotonic() - killed_at < LEASE_S + 5
+    assert view.status == "failed" and len(reaped(hub, run_id)) == 1
+    hub.assert_clean()
+
+
+def _lease_deadline(view: RunView) -> float:
+    from taskhub.events.clock import parse_iso
+
+    assert view.lease_expires_at is not None
+    return parse_iso(view.lease_expires_at)
+
+
+# -- 2. SIGSTOP past the lease, then SIGCONT -------------------------------------------------------
+
+
+def test_2_stopped_worker_is_reaped_and_carries_on_after_sigcont(hub: Hub) -> None:
+    worker = hub.worker("w1")
+    hub.reaper()
+    [run_id] = hub.submit("orphan_tree")
+    pids = tree_pids(hub, run_id)
+
+    worker.signal(signal.SIGSTOP)
+    try:
+        view = hub.wait_status(run_id, "failed", timeout=LEASE_S + 5)
+        assert view.failure_reason == "lease_expired"  # a stopped worker is alive: only its lease can tell
+        wait_until(lambda: none_alive(pids), timeout=5)
+    finally:
+        worker.signal(signal.SIGCONT)
+
+    # The resumed worker learns it was fenced out (its report is refused) and records nothing else.
+    wait_until(lambda: hub.events(run_id, ["refused"]), timeout=10, message="the worker's refused report")
+    [next_run] = hub.submit("sleep", {"seconds": 0.2})
+    done = hub.wait_status(next_run, "succeeded", timeout=15)
+    assert done.worker_id == "w1"
+    assert terminal_events(hub, run_id) == ["reaped"]
+    assert worker.alive()
+    hub.assert_clean()
+
+
+# -- 3. the task ends while its worker is stopped -------------------------------------------------
+
+
+@pytest.mark.parametrize("resume", ["before_lease", "after_reap"])
+def test_3_task_finishes_while_worker_stopped(hub: Hub, resume: str) -> None:
+    worker = hub.worker("w1")
+    hub.reaper()
+    [run_id] = hub.submit("sleep", {"seconds": 0.5})
+    view = hub.wait_status(run_id, "running", timeout=10)
+    assert view.pid is not None
+    task_pid = view.pid
+
+    worker.signal(signal.SIGSTOP)
+    try:
+        # The task exits; its stopped parent cannot wait for it, so it stays a zombie.
+        wait_until(lambda: _status(task_pid) in (psutil.STATUS_ZOMBIE, None), timeout=10)
+        if resume == "after_reap":
+            hub.wait_status(run_id, "failed", timeout=LEASE_S + 5)
+    finally:
+        worker.signal(signal.SIGCONT)
+
+    final = hub.wait_status(run_id, *t.TERMINAL, timeout=LEASE_S + 5)
+    wait_until(lambda: _status(task_pid) is None, timeout=10, message="the zombie to be waited for")
+    assert len(terminal_events(hub, run_id)) == 1
+    if resume == "after_reap":
+        assert final.status == "failed" and reaped(hub, run_id) == ["lease_expired"]
+    hub.assert_clean()
+
+
+def _status(pid: int) -> str | None:
+    try:
+        return str(psutil.Process(pid).status())
+    except psutil.NoSuchProcess:
+        return None
+
+
+# -- 4. kill -9 of the reaper mid-sweep ------------------------------------------------------------
+
+
+def test_4_reaper_killed_mid_sweep_restarts_without_double_reap(hub: Hub) -> None:
+    worker = hub.worker("w1", concurrency=4)
+    # A long grace and tasks that ignore SIGTERM: each reap is in its grace period for 5 s.
+    first = hub.reaper(env={"TASKHUB_KILL_GRACE_S": "5"})
+    run_ids = hub.submit("orphan_tree", {"ignore_term": True}, n=4)
+    pids = [p for r in run_ids for p in tree_pids(hub, r)]
+
+    worker.kill9()
+    wait_until(lambda: any(_term_noted(hub, r) for r in run_ids), timeout=5, message="the reaper's SIGTERM")
+    first.kill9()  # mid-sweep: the trees are being killed, no `reaped` is written yet
+    assert not none_alive(pids)
+
+    hub.reaper(name="reaper-2")
+    hub.wait_terminal(run_ids, timeout=15)
+    wait_until(lambda: none_alive(pids), timeout=10)
+    for run_id in run_ids:
+        assert len(reaped(hub, run_id)) == 1, run_id
+        assert hub.run(run_id).status == "failed"
+    hub.assert_clean()
+
+
+def _term_noted(hub: Hub, run_id: str) -> bool:
+    return (hub.home / "data" / "runs" / run_id / "term").exists()
+
+
+# -- 5. two reapers over 50 expired runs -----------------------------------------------------------
+
+
+def test_5_two_reapers_over_50_expired_runs(hub: Hub) -> None:
+    worker = hub.worker("w1", concurrency=50)
+    hub.reaper(name="reaper-a")
+    hub.reaper(name="reaper-b")
+    run_ids = hub.submit("sleep", {"seconds": 600}, n=50)
+    wait_until(lambda: all(v.status == "running" for v in hub.runs().values()), timeout=30, message="50 running runs")
+
+    worker.signal(signal.SIGSTOP)  # alive but silent: the leases run out
+    try:
+        hub.wait_terminal(run_ids, timeout=LEASE_S + 15)
+    finally:
+        worker.kill9()
+
+    events = hub.events(types=["reaped"])
+    assert len(events) == 50
+    assert sorted(e.run_id or "" for e in events) == sorted(run_ids)
+    assert {v.failure_reason for v in hub.runs().values()} == {"lease_expired"}
+    hub.assert_clean()
+
+
+# -- 6. pid reuse ------------------------------------------------------------------------------------
+
+
+def test_6_reused_pid_is_not_signalled(hub: Hub, tmp_path: Path) -> None:
+    reaper = hub.reaper()
+    stranger = psutil.Popen(["sleep", "600"], start_new_session=True)  # no TASKHUB_RUN_ID: not ours
+    try:
+        [run_id] = hub.submit("sleep")
+        store = hub.store()
+        try:
+            with store.transaction(time.time()) as txn:
+                [run] = ops.claim(txn, "w-ghost", 1, LEASE_S)
+                assert run.fence is not None
+                wrong = stranger.create_time() - 1000.0  # the pid was "recorded" for an older process
+                started = Started(run.fence, stranger.pid, stranger.pid, wrong, _host(), ["sleep", "600"])
+                ops.append_run_events(txn, run_id, [started], "w-ghost")
+        finally:
+            store.close()
+
+        view = hub.wait_status(run_id, "failed", timeout=LEASE_S + 5)
+        expected = f"pid {stranger.pid} is no longer run {run_id}'s process (create time differs); not signalling"
+        wait_until(lambda: expected in reaper.output(), timeout=5, message="the reaper's warning")
+        assert view.failure_reason == "lease_expired"
+        [event] = hub.events(run_id, ["reaped"])
+        assert event.data.killed_pids == []  # type: ignore[union-attr]
+        assert stranger.is_running() and stranger.status() != psutil.STATUS_ZOMBIE
+        hub.assert_clean()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+# -- 8. load with random kill -9 ---------------------------------------------------------------------
+
+LOAD_WORKERS = 5
+LOAD_RUNS = 2000  # issue 4 asks 5 workers x 2,000 runs; see the note in the report if scaled down
+LOAD_CONCURRENCY = 2
+KILL_EVERY_S = 3.0
+LOAD_TIMEOUT_S = 240.0
+
+
+@pytest.mark.slow
+def test_8_load_with_random_worker_kills(hub: Hub) -> None:
+    rng = random.Random(4)
+    hub.env["TASKHUB_SYNCHRONOUS"] = "NORMAL"  # the durability setting does not change the logic
+    workers: dict[str, Service] = {
+        f"w{i}": hub.worker(f"w{i}", concurrency=LOAD_CONCURRENCY) for i in range(LOAD_WORKERS)
+    }
+    hub.reaper()
+    run_ids = hub.submit("noop", n=LOAD_RUNS, max_attempts=3)
+
+    deadline = time.monotonic() + LOAD_TIMEOUT_S
+    next_kill = time.monotonic() + KILL_EVERY_S
+    kills = 0
+    while True:
+        runs = hub.runs()
+        if all(runs[r].status in t.TERMINAL for r in run_ids):
+            break
+        assert time.monotonic() < deadline, f"{sum(v.status not in t.TERMINAL for v in runs.values())} runs unfinished"
+        if time.monotonic() >= next_kill:
+            victim = rng.choice(sorted(workers))
+            workers[victim].kill9()
+            kills += 1
+            workers[victim] = hub.worker(victim, concurrency=LOAD_CONCURRENCY)  # restarted under the same id
+            next_kill = time.monotonic() + KILL_EVERY_S
+        time.sleep(0.2)  # poll interval, bounded by the deadline above
+
+    assert kills >= 1
+    claims: dict[tuple[str, int], int] = {}
+    for env in hub.events(types=["claimed"]):
+        key = (env.run_id or "", env.data.attempt)  # type: ignore[union-attr]
+        claims[key] = claims.get(key, 0) + 1
+    assert [k for k, n in claims.items() if n > 1] == []
+    statuses = {v.status for v in hub.runs().values()}
+    assert statuses <= t.TERMINAL
+    hub.assert_clean(timeout=20)
