@@ -228,8 +228,12 @@ class Hub:
             store.close()
 
     def wait_status(self, run_id: str, *statuses: str, timeout: float) -> RunView:
+        def reached() -> RunView | None:
+            view = self.run(run_id)
+            return view if view.status in statuses else None
+
         return wait_until(
-            lambda: (v := self.run(run_id)).status in statuses and v,
+            reached,
             timeout=timeout,
             interval=0.05,
             message=f"{run_id} to be {'/'.join(statuses)}",

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from taskhub.events.types import Started
+from taskhub.events.types import Claimed, Reaped, Started
 from taskhub.projections import ops
 from taskhub.projections import transitions as t
 from taskhub.projections.runs import RunView
@@ -46,7 +46,7 @@ def none_alive(pids: list[int]) -> bool:
 
 
 def reaped(hub: Hub, run_id: str) -> list[str]:
-    return [e.data.reason for e in hub.events(run_id, ["reaped"])]  # type: ignore[union-attr]
+    return [e.data.reason for e in hub.events(run_id, ["reaped"]) if isinstance(e.data, Reaped)]
 
 
 def terminal_events(hub: Hub, run_id: str) -> list[str]:
@@ -238,7 +238,7 @@ def test_6_reused_pid_is_not_signalled(hub: Hub, tmp_path: Path) -> None:
         wait_until(lambda: expected in reaper.output(), timeout=5, message="the reaper's warning")
         assert view.failure_reason == "lease_expired"
         [event] = hub.events(run_id, ["reaped"])
-        assert event.data.killed_pids == []  # type: ignore[union-attr]
+        assert isinstance(event.data, Reaped) and event.data.killed_pids == []
         assert stranger.is_running() and stranger.status() != psutil.STATUS_ZOMBIE
         hub.assert_clean()
     finally:
@@ -290,7 +290,8 @@ def test_8_load_with_random_worker_kills(hub: Hub) -> None:
     assert kills >= 1
     claims: dict[tuple[str, int], int] = {}
     for env in hub.events(types=["claimed"]):
-        key = (env.run_id or "", env.data.attempt)  # type: ignore[union-attr]
+        assert isinstance(env.data, Claimed)
+        key = (env.run_id or "", env.data.attempt)
         claims[key] = claims.get(key, 0) + 1
     assert [k for k, n in claims.items() if n > 1] == []
     statuses = {v.status for v in hub.runs().values()}
