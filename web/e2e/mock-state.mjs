@@ -93,7 +93,7 @@ export class MockHub {
       run_id, task_id: task.task_id, params, status: "queued", priority, attempt: 0, max_attempts: task.max_attempts,
       submitted_at: iso(ts), claimed_at: null, started_at: null, finished_at: null, worker_id: null, pid: null, pgid: null,
       lease_expires_at: null, exit_code: null, signal: null, failure_reason: null, progress: null, artifacts: [], result: null,
-      last_seq: 0, blocked_by: ["no free worker slot"], retry_of: null, task_version: "sha256:" + task.task_id.length.toString(16).repeat(8), argv: null, error: null, ...extra,
+      last_seq: 0, blocked_by: [{ reason: "runs_ahead", message: "waiting for a free worker slot", count: 0 }], retry_of: null, task_version: "sha256:" + task.task_id.length.toString(16).repeat(8), argv: null, error: null, ...extra,
     };
     this.runs.set(run_id, r);
     this.logs.set(run_id, { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) });

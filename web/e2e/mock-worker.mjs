@@ -62,7 +62,7 @@ export function startWorker(hub, tickMs = 100) {
       .sort((a, b) => b.priority - a.priority || a.submitted_at.localeCompare(b.submitted_at));
     for (const r of queued) {
       if (w.running.length >= w.concurrency) {
-        r.blocked_by = [`worker slots full (${w.running.join(", ")})`];
+        r.blocked_by = [{ reason: "max_concurrency", message: "all worker slots are busy", runs: [...w.running] }];
         continue;
       }
       r._fence = ++fence;

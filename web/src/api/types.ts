@@ -89,11 +89,27 @@ export interface RunView {
   artifacts: ArtifactRef[];
   result: JsonValue;
   last_seq: number;
-  blocked_by: string[] | null;
+  /** While queued: why it has not started. Objects from the API; plain strings are accepted too. */
+  blocked_by?: (Blocker | string)[] | null;
   retry_of: string | null;
   task_version: string | null;
   argv: string[] | null;
   error: string | null;
+  /** Also shown by the API (SPEC says "at least" the fields above). */
+  timeout_s?: number | null;
+  not_before?: string | null;
+  host?: string | null;
+  outcome?: string | null;
+  cancel_reason?: string | null;
+}
+
+/** One reason a queued run has not started (reason: max_concurrency, not_before, no_live_worker, runs_ahead). */
+export interface Blocker {
+  reason: string;
+  message: string;
+  runs?: string[] | null;
+  count?: number | null;
+  until?: string | null;
 }
 
 export interface RunPage {
@@ -109,6 +125,7 @@ export interface WorkerView {
   started_at: string | null;
   alive: boolean;
   running: string[];
+  stopped_at?: string | null;
 }
 
 export interface WorkerList {

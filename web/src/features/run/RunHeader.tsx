@@ -1,5 +1,6 @@
 /** Status, timings, attempt, worker, pid, exit code or failure reason, blocked_by; cancel and retry. */
-import { useNavigate } from "react-router";
+import { Link, useNavigate } from "react-router";
+import { BlockedBy } from "./BlockedBy";
 import type { RunView } from "../../api/types";
 import { StatusBadge } from "../../components/StatusBadge";
 import { ProgressBar } from "../../components/ProgressBar";
@@ -8,7 +9,6 @@ import { canCancel, canRetry } from "../../lib/status";
 import { formatDateTime, formatDuration, runDurationMs } from "../../lib/format";
 import { useNow } from "../../lib/useNow";
 import { useRunActions } from "../runs/useRunActions";
-import { Link } from "react-router";
 
 export function RunHeader({ run }: { run: RunView }) {
   const now = useNow(1000);
@@ -76,12 +76,14 @@ export function RunHeader({ run }: { run: RunView }) {
           <>
             <dt>Waiting for</dt>
             <dd>
-              <ul style={{ margin: 0, paddingLeft: 18 }}>
-                {run.blocked_by.map((b) => (
-                  <li key={b}>{b}</li>
-                ))}
-              </ul>
+              <BlockedBy blockers={run.blocked_by} />
             </dd>
+          </>
+        )}
+        {run.cancel_reason && (
+          <>
+            <dt>Cancel reason</dt>
+            <dd>{run.cancel_reason}</dd>
           </>
         )}
         {run.error && (
