@@ -56,8 +56,11 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     field: str | None = None
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         first = exc.extra[0]
-        if isinstance(first, dict) and first.get("key"):
-            status, field = 422, str(first["key"])
+        key = first.get("key") if isinstance(first, dict) else None
+        if key == "data":  # the body as a whole has the wrong shape: malformed
+            detail = f"malformed body: {first.get('message') or 'expected a JSON object'}"
+        elif key:
+            status, field = 422, str(key)
             detail = f"{first.get('message') or 'invalid value'} (field `{field}`)"
     headers = dict(exc.headers) if exc.headers else None
     return error_response(status, detail, field, headers)

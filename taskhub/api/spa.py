@@ -35,7 +35,6 @@ The command line works too: <code>taskhub --help</code>.</p>
 """
 
 
-
 def _static_file(dist: Path, rel: str) -> Path | None:
     parts = PurePosixPath(rel).parts
     if not rel or any(p in ("..", ".") for p in parts) or "\0" in rel:
