@@ -42,7 +42,6 @@ from taskhub.projections.audit import audit
 from taskhub.projections.decisions import decide_submit
 from taskhub.projections.runs import RunView
 from taskhub.projections.tables import load_all_runs, load_run
-from taskhub.runtime.killing import find_run_processes
 from tests.helpers.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -239,6 +238,20 @@ class Hub:
             message=f"{run_id} to be {'/'.join(statuses)}",
         )
 
+    def unfinished(self, run_ids: Sequence[str] | None = None) -> int:
+        """How many of the runs (all by default) are not finished: one indexed count, no decoding."""
+        store = self.store()
+        try:
+            if run_ids is None:
+                row = store.conn.execute(
+                    "SELECT count(*) FROM runs WHERE status NOT IN ('succeeded', 'failed', 'cancelled')"
+                ).fetchone()
+                return int(row[0])
+            runs = load_all_runs(store.conn)
+        finally:
+            store.close()
+        return sum(runs[r].status not in t.TERMINAL for r in run_ids)
+
     def wait_terminal(self, run_ids: Sequence[str], timeout: float) -> dict[str, RunView]:
         def done() -> dict[str, RunView] | None:
             runs = self.runs()
@@ -262,9 +275,20 @@ class Hub:
     # -- checks ---------------------------------------------------------------------------------
 
     def run_processes(self, run_ids: Sequence[str] | None = None) -> list[psutil.Process]:
-        """Live processes carrying one of the runs' TASKHUB_RUN_ID (all of this home's runs by default)."""
-        ids = list(self.runs()) if run_ids is None else run_ids
-        return [p for run_id in ids for p in find_run_processes(run_id)]
+        """Live processes of this home's runs (all of them by default): TASKHUB_RUN_ID is one of
+        the runs' and TASKHUB_HOME is this home. One pass over /proc, however many runs."""
+        ids = set(self.runs()) if run_ids is None else set(run_ids)
+        home = str(self.home)
+        found = []
+        for proc in psutil.process_iter():
+            try:
+                env = proc.environ()
+                ours = env.get("TASKHUB_RUN_ID") in ids and env.get("TASKHUB_HOME") == home
+                if ours and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except psutil.Error:  # gone, a zombie, or not ours to read
+                continue
+        return found
 
     def audit(self) -> list[str]:
         store = self.store()
