@@ -66,8 +66,8 @@ export function useEventStream(factory: EventSourceFactory = browserFactory): {
   return { state, store };
 }
 
-export function EventStreamProvider({ children }: { children: ReactNode }) {
-  const { state, store } = useEventStream();
+export function EventStreamProvider({ children, factory }: { children: ReactNode; factory?: EventSourceFactory }) {
+  const { state, store } = useEventStream(factory);
   return (
     <EventStoreContext.Provider value={store}>
       <ConnectionContext.Provider value={state}>{children}</ConnectionContext.Provider>

@@ -9,11 +9,12 @@ interface Props {
   now: number;
   selected: boolean;
   onToggle: (runId: string) => void;
+  fresh?: boolean;
 }
 
-export function RunRow({ run, now, selected, onToggle }: Props) {
+export function RunRow({ run, now, selected, onToggle, fresh = false }: Props) {
   return (
-    <tr data-run={run.run_id} data-status={run.status}>
+    <tr className={fresh ? "fresh" : undefined} data-run={run.run_id} data-status={run.status}>
       <td>
         <input type="checkbox" aria-label={`select ${run.run_id}`} checked={selected} onChange={() => onToggle(run.run_id)} />
       </td>

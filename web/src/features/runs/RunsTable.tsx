@@ -1,5 +1,5 @@
 /** The runs table: filtered by the URL, cursor-paged, live, with bulk cancel and retry. */
-import { useMemo, useState } from "react";
+import { useMemo, useRef, useState } from "react";
 import { useRunsPages } from "../../api/queries";
 import { api } from "../../api/endpoints";
 import { ErrorBox, Loading } from "../../components/Feedback";
@@ -19,6 +19,11 @@ export function RunsTable() {
     const seen = new Set<string>();
     return (q.data?.pages ?? []).flatMap((p) => p.items).filter((r) => !seen.has(r.run_id) && seen.add(r.run_id));
   }, [q.data]);
+
+  // Rows that arrive after the first load flash once, so new runs are noticed.
+  const filterKey = `${filter.status}|${filter.task_id}`;
+  const initial = useRef<{ key: string; ids: Set<string> } | null>(null);
+  if (q.data && initial.current?.key !== filterKey) initial.current = { key: filterKey, ids: new Set(runs.map((r) => r.run_id)) };
 
   const toggle = (id: string) =>
     setSelected((s) => {
@@ -74,7 +79,7 @@ export function RunsTable() {
         </thead>
         <tbody>
           {runs.map((r) => (
-            <RunRow key={r.run_id} run={r} now={now} selected={selected.has(r.run_id)} onToggle={toggle} />
+            <RunRow key={r.run_id} run={r} now={now} fresh={initial.current !== null && !initial.current.ids.has(r.run_id)} selected={selected.has(r.run_id)} onToggle={toggle} />
           ))}
           {runs.length === 0 && (
             <tr>

@@ -6,6 +6,7 @@ import { buildGantt } from "../../lib/gantt";
 import { useNow } from "../../lib/useNow";
 import { Gantt } from "./Gantt";
 import { useTimelineWindow } from "./useTimelineWindow";
+import { QueueStrip } from "./QueueStrip";
 import { formatDuration } from "../../lib/format";
 
 const PRESETS = [
@@ -60,6 +61,7 @@ export function TimelineView() {
           </span>
         </div>
       </div>
+      <QueueStrip />
       {shown.lanes.length === 0 ? (
         <div className="card muted">No worker has reported yet. Start one with <code>taskhub worker</code> or <code>bin/start.sh</code>.</div>
       ) : (
