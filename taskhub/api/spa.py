@@ -1,4 +1,4 @@
-"""The single-page app from `web/dist`, with `index.html` for client-side routes.
+"""The single-page app from `web/dist` (settings.ui_dir), with `index.html` for client-side routes.
 
 Hashed files under `/assets/` are cached for a year (`immutable`); everything else, `index.html`
 above all, is revalidated on each load (`no-cache`), so a rebuild shows up at once. Any path under

@@ -115,7 +115,9 @@ class ApiServer:
 
 
 def start_server(root: Path, **env: str) -> ApiServer:
-    server = ApiServer(make_home(root), free_port(), env)
+    home = make_home(root)
+    env.setdefault("TASKHUB_WEB_DIST", str(home / "web" / "dist"))  # not the repo's own build
+    server = ApiServer(home, free_port(), env)
     server.start()
     return server
 
