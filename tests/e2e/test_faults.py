@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from taskhub.events.types import Claimed, Reaped, Started
 from taskhub.projections import ops
 from taskhub.projections import transitions as t
 from taskhub.projections.runs import RunView
-from tests.e2e.conftest import Hub, Service
+from tests.e2e.conftest import REPO, Hub, Service
 from tests.helpers.waiting import wait_until
 
 LEASE_S = 3.0
@@ -247,9 +249,68 @@ def test_6_reused_pid_is_not_signalled(hub: Hub, tmp_path: Path) -> None:
 
 
 def _host() -> str:
-    import socket
-
     return socket.gethostname()
+
+
+# -- 7. kill -9 of the whole system, restart with bin/start.sh ---------------------------------------
+
+
+def test_7_whole_system_kill9_then_start_sh(hub: Hub) -> None:
+    port = _free_port()
+    hub.env.update(TASKHUB_PORT=str(port), TASKHUB_STOP_TIMEOUT="15", TASKHUB_START_TIMEOUT="60")
+    hub.start("api", "--port", str(port))
+    # The same worker ids as bin/start.sh uses, so the restart is also a restart under the same id.
+    services = [hub.worker("w-1", concurrency=10), hub.worker("w-2", concurrency=10), hub.reaper()]
+    doomed = hub.submit("sleep", {"seconds": 600}, n=16)  # one attempt each: they must fail
+    retried = hub.submit("orphan_tree", {"seconds": 3}, n=4, max_attempts=2)  # a second attempt succeeds
+    queued = hub.submit("sleep", {"seconds": 0.2}, n=5)  # never started before the crash
+    active = doomed + retried
+    wait_until(lambda: all(hub.run(r).status == "running" for r in active), timeout=30, message="20 active runs")
+    for r in retried:
+        tree_pids(hub, r)
+
+    for service in [*hub.services]:
+        service.kill9()  # the whole system at once; the runs' processes live on, orphaned
+    assert all(not s.alive() for s in services)
+    assert len(hub.run_processes(active)) >= 20
+
+    start = subprocess.run(
+        [str(REPO / "bin" / "start.sh"), "2"], env=hub.env, capture_output=True, text=True, timeout=120
+    )
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        runs = hub.wait_terminal(active + queued, timeout=60)
+        assert {runs[r].status for r in doomed} == {"failed"}
+        assert {runs[r].failure_reason for r in doomed} == {"worker_gone"}
+        assert {runs[r].status for r in retried} == {"succeeded"}
+        assert all(runs[r].attempt == 2 for r in retried)
+        assert {runs[r].status for r in queued} == {"succeeded"}
+        for r in active:
+            assert len(reaped(hub, r)) == 1, r
+        assert hub.unfinished() == 0
+    finally:
+        stop = subprocess.run([str(REPO / "bin" / "stop.sh")], env=hub.env, capture_output=True, text=True, timeout=120)
+        _kill_pid_files(hub)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    hub.assert_clean()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _kill_pid_files(hub: Hub) -> None:
+    """Whatever bin/stop.sh left (it should leave nothing): the pids its files name, if still TaskHub's."""
+    for pid_file in (hub.home / "data" / "pids").glob("*.pid"):
+        try:
+            proc = psutil.Process(int(pid_file.read_text().strip()))
+            if "taskhub" in " ".join(proc.cmdline()):
+                proc.kill()
+        except (ValueError, psutil.Error):
+            pass
 
 
 # -- 8. load with random kill -9 ---------------------------------------------------------------------
