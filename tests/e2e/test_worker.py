@@ -7,18 +7,16 @@ test uses its own runs, and a test that leaves the worker dead fails the next ch
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from taskhub.events.clock import parse_iso
 from taskhub.runtime.run_files import attempt_marker
-from tests.e2e.worker_fixtures import WORKER_TASKS, Hub, WorkerProcess, make_home, pids_from
+from tests.e2e.worker_fixtures import Hub, WorkerProcess, load_script, make_home, pids_from
 from tests.helpers.processes import is_alive
 from tests.helpers.waiting import wait_until
 
@@ -40,17 +38,6 @@ def worker(hub: Hub) -> Iterator[WorkerProcess]:
     worker = hub.workers[0]
     yield worker
     assert worker.proc.poll() is None, f"the worker died (rc {worker.proc.returncode}):\n{worker.output()}"
-
-
-def load_script(name: str) -> Any:
-    """A test task's script as a module (its constants and helpers; its main() is not run)."""
-    spec = importlib.util.spec_from_file_location(f"worker_script_{name}", WORKER_TASKS / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 
 
 # -- plain runs ----------------------------------------------------------------------------------

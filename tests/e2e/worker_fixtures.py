@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 import shutil
 import signal
@@ -170,7 +171,10 @@ class Hub:
     def describe(self, run_id: str) -> str:
         """For failure messages: the run's status and event types so far."""
         view = load_run(self.store.conn, run_id)
-        return f"status={view.status if view else None} events={self.types(run_id)}"
+        if view is None:
+            return f"no run {run_id}"
+        ending = f" exit_code={view.exit_code} signal={view.signal} error={view.error}" if view.finished_at else ""
+        return f"status={view.status}{ending} events={self.types(run_id)}"
 
     def log(self, run_id: str, stream: str = "stdout") -> bytes:
         return (self.home / "data" / "runs" / run_id / f"{stream}.log").read_bytes()
@@ -289,6 +293,15 @@ def overlap_max(events: Iterable[Envelope]) -> int:
         elif env.type in ("exited", "reaped"):
             held.discard(env.run_id)
     return most
+
+
+def load_script(name: str) -> Any:
+    """A test task's script as a module (its constants and helpers; its main() is not run)."""
+    spec = importlib.util.spec_from_file_location(f"worker_script_{name}", WORKER_TASKS / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pids_from(path: Path) -> dict[str, int]:

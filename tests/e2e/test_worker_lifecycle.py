@@ -1,0 +1,134 @@
+"""Workers started, stopped and outnumbered: each test gets its own home and its own workers.
+
+max_concurrency across several workers, graceful shutdown (drain, then stop what is left), the log
+size cap, and two homes on one machine not touching each other's runs.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskhub.runtime.run_files import CAP_MARKER
+from tests.e2e.worker_fixtures import Hub, load_script, make_home, overlap_max, pids_from
+from tests.helpers.processes import is_alive
+from tests.helpers.waiting import wait_until
+
+
+@pytest.fixture
+def home_hub(tmp_path: Path) -> Iterator[Hub]:
+    hub = Hub(make_home(tmp_path / "home"))
+    yield hub
+    hub.close()
+
+
+def test_max_concurrency_holds_across_three_workers(home_hub: Hub) -> None:
+    hub = home_hub
+    run_ids = hub.submit_many("limited", [{"seconds": 0.3}] * 12)
+    workers = [hub.start_worker(concurrency=2, worker_id=f"w-{i}") for i in range(3)]
+    for worker in workers:
+        worker.wait_ready()
+
+    views = [hub.wait_done(run_id, timeout=30) for run_id in run_ids]
+
+    assert [v.status for v in views] == ["succeeded"] * 12
+    events = [e for e in hub.events() if e.run_id in set(run_ids)]
+    # Walking the log in commit order: claims minus ends never exceed the task's limit of 2...
+    assert overlap_max(events) == 2
+    # ...and every run was claimed once and ended once.
+    assert sum(e.type == "claimed" for e in events) == sum(e.type == "exited" for e in events) == 12
+    assert {v.worker_id for v in views} <= {"w-0", "w-1", "w-2"}
+
+
+def test_sigterm_lets_a_running_run_finish(home_hub: Hub) -> None:
+    hub = home_hub
+    worker = hub.start_worker(concurrency=1)
+    worker.wait_ready()
+    run_id = hub.submit("sleep", {"seconds": 2})
+    hub.wait_status(run_id, ["running"], timeout=10)
+
+    worker.signal(signal.SIGTERM)
+    later = hub.submit("noop")  # submitted after SIGTERM: a stopping worker claims nothing new
+
+    assert worker.wait(timeout=15) == 0, worker.output()
+    view = hub.run(run_id)
+    assert view.status == "succeeded", hub.describe(run_id)
+    assert hub.run(later).status == "queued"
+    stopped = [e for e in hub.events(types=["worker_stopped"]) if e.worker_id == worker.worker_id]
+    assert len(stopped) == 1
+    assert stopped[0].seq > hub.events(run_id, ["exited"])[0].seq
+
+
+def test_drain_timeout_stops_the_run_as_worker_gone(home_hub: Hub, tmp_path: Path) -> None:
+    hub = home_hub
+    worker = hub.start_worker(concurrency=1, TASKHUB_DRAIN_S="0.5")
+    worker.wait_ready()
+    pids_file = tmp_path / "pids"
+    run_id = hub.submit("tree", {"pids_file": str(pids_file)})  # runs until killed
+    wait_until(lambda: "grandchild" in pids_from(pids_file), timeout=10, message="the tree to be in place")
+
+    worker.signal(signal.SIGTERM)
+
+    assert worker.wait(timeout=15) == 0, worker.output()
+    view = hub.run(run_id)
+    assert (view.status, view.failure_reason) == ("failed", "worker_gone"), hub.describe(run_id)
+    assert hub.types(run_id)[-1] == "exited"
+    assert not any(is_alive(pid) for pid in pids_from(pids_file).values())
+    assert not hub.run_processes(run_id)
+    assert [e.worker_id for e in hub.events(types=["worker_stopped"])] == [worker.worker_id]
+
+
+def test_log_cap_cuts_the_file_and_says_so(home_hub: Hub) -> None:
+    hub = home_hub
+    cap = 100_000
+    worker = hub.start_worker(concurrency=1, TASKHUB_LOG_CAP_BYTES=str(cap))
+    worker.wait_ready()
+    run_id = hub.submit("big_output", {"mib": 20})
+    stdout = hub.run_dir(run_id) / "stdout.log"
+
+    sizes: list[int] = []
+
+    def finished() -> bool:
+        if stdout.exists():
+            sizes.append(stdout.stat().st_size)
+        return hub.run(run_id).status in ("succeeded", "failed")
+
+    wait_until(finished, timeout=60, message=f"{run_id} to finish")
+
+    assert hub.run(run_id).status == "succeeded", hub.describe(run_id)
+    marker = CAP_MARKER % cap
+    data = stdout.read_bytes()
+    assert data.endswith(marker)
+    assert len(data) == cap + len(marker)
+    assert data[:cap] == load_script("big_output").content(20)[:cap]  # the task's own first bytes
+    # While it wrote 20 MiB, the file was held near the cap (it is checked every tail interval).
+    assert max(sizes) < 8 * 1024 * 1024, max(sizes)
+
+
+def test_two_homes_do_not_touch_each_others_runs(tmp_path: Path) -> None:
+    """Run ids are `r-<seq>`, unique per database only: the same id lives in both homes here."""
+    one, two = Hub(make_home(tmp_path / "one")), Hub(make_home(tmp_path / "two"))
+    try:
+        pids_one, pids_two = tmp_path / "pids-one", tmp_path / "pids-two"
+        run_one = one.submit("tree", {"pids_file": str(pids_one)})
+        run_two = two.submit("tree", {"pids_file": str(pids_two)})
+        assert run_one == run_two
+        for hub in (one, two):
+            hub.start_worker(concurrency=1).wait_ready()
+        for pids_file in (pids_one, pids_two):
+            wait_until(lambda p=pids_file: "grandchild" in pids_from(p), timeout=10, message="the trees")
+
+        two.cancel(run_two)
+        assert two.wait_done(run_two).status == "cancelled", two.describe(run_two)
+
+        assert one.run(run_one).status == "running", one.describe(run_one)
+        alive = {role: is_alive(pid) for role, pid in pids_from(pids_one).items()}
+        assert alive == {"parent": True, "child": True, "grandchild": True}, (
+            "cancelling a run in one home killed the run with the same id in another home"
+        )
+    finally:
+        one.close()
+        two.close()
