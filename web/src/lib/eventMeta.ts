@@ -9,7 +9,7 @@ export type Severity = "info" | "success" | "warning" | "error" | "muted";
 export interface EventMeta {
   severity: Severity;
   summary: string;
-  /** Shown as a marker on the timeline. */
+  /** Shown as a marker on the timeline (claim and exit are the bar's edges; progress fills it). */
   marker: boolean;
 }
 
@@ -19,7 +19,7 @@ export function eventMeta(e: EventEnvelope): EventMeta {
     case "submitted":
       return { severity: "info", summary: `${str(e, "task_id") ?? "?"} submitted (priority ${num(e, "priority") ?? 0})`, marker: false };
     case "claimed":
-      return { severity: "info", summary: `attempt ${num(e, "attempt") ?? "?"} claimed by ${e.worker_id ?? "?"}`, marker: true };
+      return { severity: "info", summary: `attempt ${num(e, "attempt") ?? "?"} claimed by ${e.worker_id ?? "?"}`, marker: false };
     case "started":
       return { severity: "info", summary: `started pid ${num(e, "pid") ?? "?"}`, marker: true };
     case "heartbeat":
@@ -27,7 +27,7 @@ export function eventMeta(e: EventEnvelope): EventMeta {
     case "progress": {
       const pct = num(e, "pct");
       const msg = str(e, "message");
-      return { severity: "info", summary: [pct !== null ? `${Math.round(pct)}%` : null, msg].filter(Boolean).join(" ") || "progress", marker: true };
+      return { severity: "info", summary: [pct !== null ? `${Math.round(pct)}%` : null, msg].filter(Boolean).join(" ") || "progress", marker: false };
     }
     case "artifact":
       return { severity: "info", summary: `artifact ${str(e, "name") ?? "?"}`, marker: true };
@@ -39,7 +39,7 @@ export function eventMeta(e: EventEnvelope): EventMeta {
       const outcome = str(e, "outcome") ?? "?";
       const d = num(e, "duration_s");
       const sev: Severity = outcome === "succeeded" ? "success" : outcome === "cancelled" ? "warning" : "error";
-      return { severity: sev, summary: `exited ${outcome} (code ${num(e, "exit_code") ?? "–"}${d !== null ? `, ${formatDuration(d * 1000)}` : ""})`, marker: true };
+      return { severity: sev, summary: `exited ${outcome} (code ${num(e, "exit_code") ?? "–"}${d !== null ? `, ${formatDuration(d * 1000)}` : ""})`, marker: false };
     }
     case "reaped":
       return { severity: "error", summary: `reaped${reason(e)}`, marker: true };

@@ -56,7 +56,7 @@ describe("buildGantt", () => {
     expect(m.bars).toHaveLength(2);
     const [first, second] = m.bars;
     expect(first!.status).toBe("failed");
-    expect(first!.markers.map((x) => x.type)).toEqual(["claimed", "started", "reaped", "retry_scheduled", "refused"]);
+    expect(first!.markers.map((x) => x.type)).toEqual(["started", "reaped", "retry_scheduled", "refused"]);
     expect(second!.attempt).toBe(2);
     expect(second!.lane).toBe(laneKey("w-2", 0));
     expect(m.lanes.map((l) => l.key)).toEqual([laneKey(W, 0), laneKey("w-2", 0)]);
@@ -79,13 +79,16 @@ describe("buildGantt", () => {
     expect(new Set(m.bars.map((b) => b.lane)).size).toBe(2);
   });
 
-  it("ignores heartbeats as markers and events without a time", () => {
+  it("keeps the latest progress as a fill, not a marker, and skips events without a time", () => {
     const m = buildGantt([
       e("claimed", 0, { run_id: "r-a", worker_id: W }),
       e("heartbeat", 5, { run_id: "r-a", worker_id: W }),
-      { ...e("started", 6, { run_id: "r-a", worker_id: W }), ts: "garbage" },
+      e("progress", 6, { run_id: "r-a", worker_id: W, data: { pct: 40 } }),
+      e("progress", 7, { run_id: "r-a", worker_id: W, data: { message: "no pct" } }),
+      { ...e("started", 8, { run_id: "r-a", worker_id: W }), ts: "garbage" },
     ]);
-    expect(m.bars[0]!.markers.map((x) => x.type)).toEqual(["claimed"]);
+    expect(m.bars[0]!.markers).toEqual([]);
+    expect(m.bars[0]!.pct).toBe(40);
     expect(m.bars[0]!.status).toBe("claimed");
   });
 });

@@ -34,6 +34,8 @@ export interface Bar {
   end: number | null;
   status: BarStatus;
   markers: Marker[];
+  /** Latest progress percentage reported, if any. */
+  pct: number | null;
   /** The claim happened before the first event we have; start is approximate. */
   partial: boolean;
 }
@@ -81,6 +83,7 @@ export function buildGantt(events: readonly EventEnvelope[]): GanttModel {
       end: null,
       status: "claimed",
       markers: [],
+      pct: null,
       partial,
     };
     slots[slot] = bar;
@@ -137,6 +140,9 @@ export function buildGantt(events: readonly EventEnvelope[]): GanttModel {
         break;
       case "cancel_requested":
         bar.status = "cancelling";
+        break;
+      case "progress":
+        bar.pct = num(e, "pct") ?? bar.pct;
         break;
       case "exited": {
         const outcome = str(e, "outcome");

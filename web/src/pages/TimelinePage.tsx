@@ -1,5 +1,6 @@
 import { StatusSummary } from "../features/timeline/StatusSummary";
 import { TimelineView } from "../features/timeline/TimelineView";
+import { ActiveRuns } from "../features/timeline/ActiveRuns";
 
 export function TimelinePage() {
   return (
@@ -7,6 +8,7 @@ export function TimelinePage() {
       <h1>Timeline</h1>
       <StatusSummary />
       <TimelineView />
+      <ActiveRuns />
     </>
   );
 }

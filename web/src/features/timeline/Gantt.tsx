@@ -122,8 +122,11 @@ export function Gantt({ model, window: w, now, onZoom, onPan, onOpen }: Props) {
               const label = `${bar.taskId ?? ""} ${bar.runId}`.trim();
               return (
                 <g key={bar.key} className="bar" data-run={bar.runId} data-status={bar.status} onClick={() => open(bar)}>
-                  <title>{`${label} · attempt ${bar.attempt} · ${bar.status} · ${formatDuration((bar.end ?? now) - bar.start)}`}</title>
+                  <title>{`${label} · attempt ${bar.attempt} · ${bar.status}${bar.pct !== null ? ` · ${Math.round(bar.pct)}%` : ""} · ${formatDuration((bar.end ?? now) - bar.start)}`}</title>
                   <rect className="body" x={x0} y={y} width={x1 - x0} height={h} rx={3} fill={statusColor(bar.status)} opacity={bar.end === null ? 0.95 : 0.75} />
+                  {bar.end === null && bar.pct !== null && (
+                    <rect x={x0} y={y + h - 3} width={((x1 - x0) * Math.min(100, Math.max(0, bar.pct))) / 100} height={3} fill="#fff" opacity={0.7} />
+                  )}
                   {x1 - x0 > 60 && (
                     <text x={x0 + 5} y={y + h / 2 + 4} fill="#fff" style={{ fill: "#fff", pointerEvents: "none" }}>
                       {label.length * 6 > x1 - x0 - 10 ? bar.runId : label}
@@ -132,7 +135,7 @@ export function Gantt({ model, window: w, now, onZoom, onPan, onOpen }: Props) {
                   {bar.markers.map((m) => (
                     <g key={m.seq}>
                       <title>{m.label}</title>
-                      <rect x={x(m.ts) - 1} y={y - 3} width={2} height={h + 6} fill={MARKER_COLORS[m.type] ?? "var(--fg)"} opacity={m.type === "progress" ? 0.35 : 0.9} />
+                      <rect x={x(m.ts) - 1} y={y - 3} width={2} height={h + 6} fill={MARKER_COLORS[m.type] ?? "var(--fg)"} opacity={0.9} />
                       {m.type === "refused" && <path d={`M ${x(m.ts) - 5} ${y - 4} h 10 l -5 7 z`} fill="var(--danger)" />}
                     </g>
                   ))}
