@@ -86,7 +86,7 @@ def test_log_cap_cuts_the_file_and_says_so(home_hub: Hub) -> None:
     cap = 100_000
     worker = hub.start_worker(concurrency=1, TASKHUB_LOG_CAP_BYTES=str(cap))
     worker.wait_ready()
-    run_id = hub.submit("big_output", {"mib": 20})
+    run_id = hub.submit("big_output", {"mib": 20, "result": True})
     stdout = hub.run_dir(run_id) / "stdout.log"
 
     sizes: list[int] = []
@@ -98,7 +98,8 @@ def test_log_cap_cuts_the_file_and_says_so(home_hub: Hub) -> None:
 
     wait_until(finished, timeout=60, message=f"{run_id} to finish")
 
-    assert hub.run(run_id).status == "succeeded", hub.describe(run_id)
+    view = hub.run(run_id)
+    assert view.status == "succeeded", hub.describe(run_id)
     marker = CAP_MARKER % cap
     data = stdout.read_bytes()
     assert data.endswith(marker)
@@ -106,6 +107,8 @@ def test_log_cap_cuts_the_file_and_says_so(home_hub: Hub) -> None:
     assert data[:cap] == load_script("big_output").content(20)[:cap]  # the task's own first bytes
     # While it wrote 20 MiB, the file was held near the cap (it is checked every tail interval).
     assert max(sizes) < 8 * 1024 * 1024, max(sizes)
+    # The log is cut, but what the task says on stdout past the cap still counts: its result.
+    assert view.result == "done", hub.types(run_id)
 
 
 def test_two_homes_do_not_touch_each_others_runs(tmp_path: Path) -> None:

@@ -5,10 +5,11 @@ from taskhub import TaskSpec
 
 class Params(msgspec.Struct):
     mib: int = 50
+    result: bool = False  # end with a `result` line after all that output
 
 
 def build_command(params: Params) -> list[str]:
-    return ["python3", "tasks/scripts/big_output.py", str(params.mib)]
+    return ["python3", "tasks/scripts/big_output.py", str(params.mib)] + (["--result"] if params.result else [])
 
 
 task = TaskSpec(

@@ -1,12 +1,14 @@
 """Writes exactly MIB MiB to stdout: 100-byte numbered lines, one write(2) each, then a short tail.
 
-The content is a pure function of MIB (tests rebuild it to compare byte for byte).
+The content is a pure function of MIB (tests rebuild it to compare byte for byte). With --result,
+a `::taskhub::` result line follows it.
 """
 
 import os
 import sys
 
 LINE = 100
+RESULT_LINE = b'\n::taskhub:: {"type": "result", "value": "done"}\n'
 
 
 def content(mib: int) -> bytes:
@@ -19,6 +21,8 @@ def main() -> None:
     data = memoryview(content(int(sys.argv[1])))
     for start in range(0, len(data), LINE):
         os.write(1, data[start : start + LINE])
+    if "--result" in sys.argv:
+        os.write(1, RESULT_LINE)
 
 
 if __name__ == "__main__":
