@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from taskhub.errors import StoreError
+
 ACTIVE_SQL = "('claimed','running','cancelling')"
 
 _V1 = f"""
@@ -66,7 +68,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Bring the file up to SCHEMA_VERSION, one forward migration at a time, each atomically."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > SCHEMA_VERSION:
-        raise RuntimeError(
+        raise StoreError(
             f"database schema version {current} is newer than this TaskHub ({SCHEMA_VERSION}); upgrade TaskHub"
         )
     for version in range(current, SCHEMA_VERSION):

@@ -36,14 +36,20 @@ def connect(path: Path | str, synchronous: str = "FULL", readonly: bool = False)
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
         else:
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA journal_size_limit = 67108864")
             migrate(conn)
         conn.execute(f"PRAGMA synchronous = {synchronous}")
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        raise
     return conn
 
 
@@ -187,7 +193,8 @@ class EventStore:
 
     def iter_all(self, until: int | None = None, batch: int = 20_000) -> Iterator[Envelope]:
         """Every event in seq order, read in batches (no per-row round trip)."""
-        cur = self.conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq <= ? ORDER BY seq", (until or 2**62,))
+        limit = 2**62 if until is None else until  # until=0 is "before the first event", not "everything"
+        cur = self.conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq <= ? ORDER BY seq", (limit,))
         decode, make = decode_event, Envelope
         while rows := cur.fetchmany(batch):
             for seq, ts, type_, run_id, worker_id, data, hash_ in rows:
