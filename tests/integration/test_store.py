@@ -1,0 +1,353 @@
+"""The store on a real SQLite file: schema versions, claims, fencing, rebuild and time travel."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskhub.errors import FenceRefused, StoreError
+from taskhub.events.clock import iso
+from taskhub.events.schema import SCHEMA_VERSION
+from taskhub.events.store import EventStore
+from taskhub.events.types import Exited, Heartbeat, Progress, Started, Submitted, WorkerStarted
+from taskhub.projections import ops
+from taskhub.projections import transitions as t
+from taskhub.projections.audit import audit
+from taskhub.projections.decisions import decide_cancel, decide_exit, decide_reap
+from taskhub.projections.rebuild import as_of, rebuild
+from taskhub.projections.runs import RunView
+from taskhub.projections.tables import load_all_runs, load_all_workers, load_run
+
+T0 = 1_800_000_000.0
+LEASE_S = 30.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    s = EventStore(tmp_path / "taskhub.db", synchronous="NORMAL")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def submit(store: EventStore, now: float = T0, **kw: object) -> RunView:
+    with store.transaction(now) as txn:
+        view, _ = ops.submit(txn, Submitted(task_id=str(kw.pop("task_id", "t")), params={}, **kw))  # type: ignore[arg-type]
+    return view
+
+
+def claim(store: EventStore, now: float = T0, slots: int = 1, worker: str = "w-1", **kw: object) -> list[RunView]:
+    with store.transaction(now) as txn:
+        return ops.claim(txn, worker, slots, LEASE_S, **kw)  # type: ignore[arg-type]
+
+
+def append(
+    store: EventStore, run_id: str, events: list[object], now: float = T0, worker: str | None = "w-1"
+) -> RunView:
+    with store.transaction(now) as txn:
+        return ops.append_run_events(txn, run_id, events, worker_id=worker)  # type: ignore[arg-type]
+
+
+def view(store: EventStore, run_id: str) -> RunView:
+    found = load_run(store.conn, run_id)
+    assert found is not None
+    return found
+
+
+def started(v: RunView) -> Started:
+    return Started(fence=v.fence or 0, pid=4321, pgid=4321, create_time=T0, host="h", argv=["x"])
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+
+def test_fresh_database_gets_the_schema_version_and_wal(tmp_path: Path) -> None:
+    EventStore(tmp_path / "new.db").close()
+    conn = sqlite3.connect(tmp_path / "new.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 1
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"events", "runs", "workers"} <= tables
+    conn.close()
+    EventStore(tmp_path / "new.db").close()  # reopening migrates nothing and keeps the version
+
+
+def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
+    db = tmp_path / "race.db"
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def open_it() -> None:
+        try:
+            barrier.wait(5)
+            EventStore(db).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert errors == []
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def test_database_from_a_newer_taskhub_is_refused_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "future.db"
+    EventStore(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match=rf"version {SCHEMA_VERSION + 1} is newer .*\({SCHEMA_VERSION}\)"):
+        EventStore(db)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1  # untouched
+    conn.close()
+
+
+def test_events_are_append_only(store: EventStore) -> None:
+    submit(store)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.conn.execute("UPDATE events SET type = 'x'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.conn.execute("DELETE FROM events")
+
+
+# -- claims ---------------------------------------------------------------------------------------
+
+
+def test_claim_order_priority_then_age_skipping_not_before_and_limits(store: EventStore) -> None:
+    low = submit(store, priority=0)
+    high_later = submit(store, priority=5, not_before=iso(T0 + 60))
+    high = submit(store, priority=5)
+    limited = [submit(store, priority=3, task_id="lim") for _ in range(3)]
+    got = claim(store, slots=10, limits={"lim": 2})
+    assert [v.run_id for v in got] == [high.run_id, limited[0].run_id, limited[1].run_id, low.run_id]
+    assert [v.fence for v in got] == sorted({v.fence or 0 for v in got})  # each claim a new, larger fence
+    assert claim(store, slots=10, limits={"lim": 2}) == []
+    # Time passes: the delayed run becomes claimable; the limit still holds the third "lim" run.
+    assert [v.run_id for v in claim(store, now=T0 + 61, slots=10, limits={"lim": 2})] == [high_later.run_id]
+    assert [v.run_id for v in claim(store, slots=10)] == [limited[2].run_id]
+
+
+@pytest.mark.parametrize("blocked_count", [7, 39, 255, 300])
+def test_claim_does_not_skip_runs_behind_a_long_blocked_prefix(store: EventStore, blocked_count: int) -> None:
+    """Regression: after claiming from one scan page, the next page's OFFSET skipped queued runs."""
+    with store.transaction(T0) as txn:
+        blocked = [ops.submit(txn, Submitted(task_id="lim", params={}, priority=2))[0] for _ in range(blocked_count)]
+        first = ops.submit(txn, Submitted(task_id="t", params={}, priority=1))[0]
+        second, third = (ops.submit(txn, Submitted(task_id="t", params={}))[0] for _ in range(2))
+    got = claim(store, slots=3, limits={"lim": 0})
+    assert [v.run_id for v in got] == [first.run_id, second.run_id, third.run_id]
+    assert all(view(store, b.run_id).status == t.QUEUED for b in blocked)
+
+
+def test_claim_reads_the_queue_through_its_index(store: EventStore) -> None:
+    """Regression: without INDEXED BY the planner sorted every queued row on each claim."""
+    with store.transaction(T0) as txn:
+        ops.submit_many(txn, [Submitted(task_id="t", params={}, priority=i % 3) for i in range(50)])
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        claim(store, slots=2)
+    finally:
+        store.conn.set_trace_callback(None)
+    queue_reads = [s for s in statements if "status = 'queued'" in s]
+    assert queue_reads
+    for sql in queue_reads:
+        plan = " ".join(str(r[3]) for r in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "TEMP B-TREE" not in plan and "runs_queue" in plan, plan
+
+
+# -- fencing --------------------------------------------------------------------------------------
+
+
+def test_stale_fence_after_reclaim_is_refused_and_writes_nothing(store: EventStore) -> None:
+    run = submit(store, max_attempts=2)
+    (first,) = claim(store)
+    append(store, run.run_id, [started(first)])
+    # The lease expires; the reaper reaps and schedules a retry; another worker claims.
+    reaped = decide_reap(view(store, run.run_id), reason="lease_expired", killed_pids=[], now=T0 + 40)
+    append(store, run.run_id, reaped, now=T0 + 40, worker=None)
+    (second,) = claim(store, now=T0 + 100, worker="w-2")
+    assert second.run_id == run.run_id and (second.fence or 0) > (first.fence or 0) and second.attempt == 2
+
+    last = store.last_seq()
+    stale_reports = [
+        Exited(fence=first.fence or 0, exit_code=0, signal=None, outcome="succeeded", duration_s=1.0),
+        Heartbeat(fence=first.fence or 0, lease_expires_at=iso(T0 + 200)),
+        Progress(fence=first.fence or 0, pct=99.0),
+        started(first),
+    ]
+    for event in stale_reports:
+        with pytest.raises(FenceRefused):
+            append(store, run.run_id, [event], now=T0 + 101)
+        assert store.last_seq() == last
+        assert view(store, run.run_id) == second
+    # The current holder still reports fine; the refusal may be noted without touching the status.
+    with store.transaction(T0 + 102) as txn:
+        ops.record_refusal(txn, run.run_id, "w-1", first.fence or 0, "exited")
+    assert view(store, run.run_id).status == t.CLAIMED
+    assert append(store, run.run_id, [started(second)], worker="w-2").status == t.RUNNING
+    assert audit(store) == []
+
+
+def _race_once(db: Path, run_id: str, stale: RunView, first: str | None) -> dict[str, str]:
+    """The worker reports `exited` and the reaper `reaped`, both deciding from the same view, each on its
+    own connection; `first` lands first, or with None both race for the write lock at once."""
+    outcome: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+
+    def report(who: str) -> None:
+        s = EventStore(db, synchronous="NORMAL")
+        try:
+            if who == "worker":
+                events = decide_exit(
+                    stale, fence=stale.fence or 0, exit_code=0, signal=None, outcome="succeeded", duration_s=1, now=T0
+                )
+            else:
+                events = decide_reap(stale, reason="worker_gone", killed_pids=[], now=T0)
+            barrier.wait(5)
+            if first is not None and who != first:
+                assert done.wait(10), "the first reporter never finished"
+            try:
+                with s.transaction(T0) as txn:
+                    ops.append_run_events(txn, run_id, events, worker_id=who)
+                outcome[who] = "won"
+            except FenceRefused:
+                outcome[who] = "refused"
+            finally:
+                if who == first:
+                    done.set()
+        finally:
+            s.close()
+
+    done = threading.Event()
+    threads = [threading.Thread(target=report, args=(who,)) for who in ("worker", "reaper")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    return outcome
+
+
+@pytest.mark.parametrize("first", ["worker", "reaper"])
+def test_reaped_and_exited_race_whoever_lands_first_wins(store: EventStore, first: str) -> None:
+    for _ in range(10):
+        run = submit(store)
+        (claimed,) = claim(store)
+        running = append(store, run.run_id, [started(claimed)])
+        outcome = _race_once(store.path, run.run_id, running, first)
+        loser = "reaper" if first == "worker" else "worker"
+        assert outcome == {first: "won", loser: "refused"}
+        final = view(store, run.run_id)
+        assert final.status == (t.SUCCEEDED if first == "worker" else t.FAILED)
+        types = [r[0] for r in store.conn.execute("SELECT type FROM events WHERE run_id = ?", (run.run_id,))]
+        assert types.count("exited") + types.count("reaped") == 1
+    assert audit(store) == []
+
+
+def test_reaped_and_exited_truly_concurrent_exactly_one_lands(store: EventStore) -> None:
+    for _ in range(20):
+        run = submit(store)
+        (claimed,) = claim(store)
+        running = append(store, run.run_id, [started(claimed)])
+        outcome = _race_once(store.path, run.run_id, running, first=None)
+        assert sorted(outcome.values()) == ["refused", "won"], outcome
+        types = [r[0] for r in store.conn.execute("SELECT type FROM events WHERE run_id = ?", (run.run_id,))]
+        assert types.count("exited") + types.count("reaped") == 1
+    assert audit(store) == []
+
+
+# -- rebuild and time travel ----------------------------------------------------------------------
+
+
+def build_history(store: EventStore) -> dict[str, float]:
+    """A small history with a run in every status, a retry and a worker; returns the times used."""
+    times: dict[str, float] = {}
+
+    def at(name: str, when: float) -> float:
+        times[name] = when
+        return when
+
+    with store.transaction(at("workers", T0)) as txn:
+        ops.append_worker_event(txn, "w-1", WorkerStarted(pid=1, host="h", concurrency=4))
+    runs = [submit(store, at(f"submit{i}", T0 + 10 + i), max_attempts=2, priority=i) for i in range(7)]
+    claimed = claim(store, at("claim", T0 + 30), slots=6)  # all but the lowest priority
+    by_id = {v.run_id: v for v in claimed}
+    order = [v.run_id for v in claimed]
+    for rid in order[:5]:
+        append(store, rid, [started(by_id[rid])], now=at(f"start-{rid}", T0 + 40))
+    now = T0 + 50
+    v = view(store, order[0])
+    append(store, order[0], decide_exit(v, fence=v.fence or 0, exit_code=0, signal=None, outcome="succeeded",
+                                        duration_s=1, now=now), now=now)  # fmt: skip
+    v = view(store, order[1])
+    append(store, order[1], decide_exit(v, fence=v.fence or 0, exit_code=1, signal=None, outcome="failed",
+                                        duration_s=1, now=now), now=now)  # fmt: skip
+    append(store, order[2], decide_cancel(view(store, order[2]), "user"), now=now, worker=None)
+    append(store, order[3], decide_reap(view(store, order[3]), reason="worker_gone", killed_pids=[9], now=now), now=now)
+    append(store, runs[0].run_id, decide_cancel(view(store, runs[0].run_id), "user"), now=now, worker=None)
+    return times
+
+
+def test_rebuild_restores_identical_tables(store: EventStore) -> None:
+    build_history(store)
+    assert audit(store) == []
+    statuses = {v.status for v in load_all_runs(store.conn).values()}
+    assert statuses == {t.QUEUED, t.CLAIMED, t.RUNNING, t.CANCELLING, t.SUCCEEDED, t.CANCELLED}
+    runs_before = store.conn.execute("SELECT * FROM runs ORDER BY run_id").fetchall()
+    workers_before = store.conn.execute("SELECT * FROM workers ORDER BY worker_id").fetchall()
+
+    store.conn.execute("DELETE FROM runs")
+    found = audit(store)
+    assert found and {v.kind for v in found} == {"projection"}
+
+    state = rebuild(store)
+    assert store.conn.execute("SELECT * FROM runs ORDER BY run_id").fetchall() == runs_before
+    assert store.conn.execute("SELECT * FROM workers ORDER BY worker_id").fetchall() == workers_before
+    assert state.runs == load_all_runs(store.conn) and state.workers == load_all_workers(store.conn)
+    assert audit(store) == []
+
+
+def test_as_of_a_seq_shows_a_run_queued_before_its_claim(store: EventStore) -> None:
+    build_history(store)
+    (claim_seq, run_id) = store.conn.execute(
+        "SELECT seq, run_id FROM events WHERE type = 'claimed' ORDER BY seq LIMIT 1"
+    ).fetchone()
+    before = as_of(store, until=claim_seq - 1)
+    assert before.runs[run_id].status == t.QUEUED and before.last_seq == claim_seq - 1
+    at_claim = as_of(store, until=claim_seq)
+    assert at_claim.runs[run_id].status == t.CLAIMED and at_claim.runs[run_id].fence == claim_seq
+    assert as_of(store).runs == load_all_runs(store.conn)
+
+
+def test_as_of_a_time(store: EventStore) -> None:
+    times = build_history(store)
+    assert as_of(store, at=iso(times["submit2"] + 0.5)).runs.keys() == {
+        v.run_id for v in load_all_runs(store.conn).values() if v.num <= 4
+    }
+    mid = as_of(store, at=iso(times["claim"] + 1))
+    assert {v.status for v in mid.runs.values()} == {t.QUEUED, t.CLAIMED}
+    assert as_of(store, at=iso(times["claim"])).runs == mid.runs  # a time is inclusive
+    assert as_of(store, at=iso(T0 + 10_000)).runs == load_all_runs(store.conn)
+    # Before the first event there is nothing yet.
+    empty = as_of(store, at=iso(T0 - 1))
+    assert empty.runs == {} and empty.workers == {} and empty.last_seq == 0
+    assert as_of(store, until=0).runs == {}
+
+
+def test_txn_appended_envelopes_match_what_is_read(store: EventStore) -> None:
+    with store.transaction(T0) as txn:
+        ops.submit(txn, Submitted(task_id="t", params={"x": 1}))
+        appended = list(txn.appended)
+    assert store.read(after=0) == appended
+    assert list(store.iter_all()) == appended
