@@ -1,5 +1,6 @@
 import { defineConfig } from "vitest/config";
 import react from "@vitejs/plugin-react";
+import SummaryReporter from "./scripts/summary-reporter";
 
 // The API (Litestar) serves web/dist in production; in development Vite proxies /api to it.
 const API = process.env.TASKHUB_API ?? "http://127.0.0.1:8000";
@@ -20,5 +21,6 @@ export default defineConfig({
   test: {
     environment: "node",
     include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
+    reporters: ["default", new SummaryReporter()],
   },
 });
