@@ -4,7 +4,6 @@ maintenance.py)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from typing import TYPE_CHECKING, Any
@@ -143,6 +142,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.follow:
+        import asyncio
+
         asyncio.run(_follow(s, position, args.run, types, emit))
     return common.EXIT_OK
 

@@ -8,10 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-import msgspec
-
 _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36", "dim": "2"}
-_ENCODER = msgspec.json.Encoder()
 
 
 def colour_enabled(stream: TextIO | None = None) -> bool:
@@ -42,13 +39,17 @@ STATUS_COLOURS = {
 
 
 def to_builtins(obj: Any) -> Any:
+    import msgspec  # lazily: `taskhub --help` should not pay for it
+
     return msgspec.to_builtins(obj)
 
 
 def print_json(obj: Any, out: TextIO | None = None) -> None:
     """One JSON document per call, on one line (jq- and json.loads-friendly)."""
     out = out or sys.stdout
-    out.write(_ENCODER.encode(to_builtins(obj)).decode() + "\n")
+    import msgspec
+
+    out.write(msgspec.json.encode(to_builtins(obj)).decode() + "\n")
     out.flush()
 
 

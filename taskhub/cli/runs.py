@@ -4,7 +4,6 @@ cancel goes through the API when one answers, else straight onto the log."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from typing import Any
@@ -75,6 +74,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     common.require_db(s)
     if args.limit < 1:
         raise common.UsageError("--limit must be at least 1")
+    import asyncio
+
     items = asyncio.run(_list(s, args.status, args.task, args.limit))
     if args.json:
         output.print_json({"items": items})

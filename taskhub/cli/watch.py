@@ -7,7 +7,6 @@ plus a short timeout so log-file growth shows promptly). Through the API otherwi
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -126,7 +125,12 @@ def watch(s: Settings, run_id: str, streams: list[str], *, via_api: bool = False
     """Block until the run is finished, printing the named streams (stdout to stdout, stderr to stderr)."""
     outs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     if via_api and not s.db_path.is_file():
+        sys.stdout.flush()
         return _watch_api(s, run_id, [(name, outs[name]) for name in streams])
     common.require_db(s)
     tails = [FileTail(log_path(s, run_id, name), outs[name]) for name in streams]
+    import asyncio
+
+    sys.stdout.flush()
+    sys.stderr.flush()
     return asyncio.run(_watch_direct(s, run_id, tails))
