@@ -7,7 +7,9 @@ off); it resumes from its last event id on reconnect, reading the gap from the d
 
 `stream_frames` is one client's whole life: catch up from the database in pages, subscribe, read
 the database once more to cover the moment of subscribing, then serve the live buffer, skipping
-any event at or below the last seq it sent. No gap, no duplicate.
+any event at or below the last seq it sent. No gap, no duplicate. A burst larger than the buffer,
+offered while the client keeps up, sends that client back to the database instead of dropping it;
+only a client blocked on its socket with a full buffer is cut off.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ RESTART_S = 1.0  # pause before re-following after a read error
 
 
 class Subscriber:
+    """One client's buffer. `position` is the last seq the client was sent; `in_send` is true while the
+    client's generator waits for the socket to take a frame (only a slow reader waits there)."""
+
     def __init__(self, run_id: str | None, types: frozenset[str] | None, maxlen: int, killer: Killer) -> None:
         self.run_id = run_id
         self.types = types
@@ -37,6 +42,9 @@ class Subscriber:
         self.killer = killer
         self.frames: deque[tuple[int, bytes]] = deque()
         self.wake = asyncio.Event()
+        self.position = 0
+        self.in_send = False
+        self.lagging = False  # the buffer overflowed while the client kept up: re-read from the database
         self.dropped = False
 
     def matches(self, env: Envelope) -> bool:
@@ -45,13 +53,16 @@ class Subscriber:
         return self.types is None or env.type in self.types
 
     def offer(self, seq: int, frame: bytes) -> None:
-        if self.dropped:
+        if self.dropped or self.lagging or seq <= self.position:
             return
         if len(self.frames) >= self.maxlen:
-            self.dropped = True
             self.frames.clear()
+            if self.in_send:  # blocked on its socket with a full buffer: a slow client
+                self.dropped = True
+                self.killer.kill()
+            else:  # a burst larger than the buffer: the client catches up from the database
+                self.lagging = True
             self.wake.set()
-            self.killer.kill()
             return
         self.frames.append((seq, frame))
         self.wake.set()
@@ -124,32 +135,50 @@ async def stream_frames(
     type_set = frozenset(types) if types else None
     last = after
     sub: Subscriber | None = None
+
+    async def from_database() -> AsyncIterator[bytes]:
+        nonlocal last
+        while True:
+            page = await reader.read(after=last, limit=PAGE, run_id=run_id, types=types)
+            for env in page:
+                last = env.seq
+                if sub is not None:
+                    sub.position = last
+                    sub.in_send = True
+                yield envelope_frame(env)
+                if sub is not None:
+                    sub.in_send = False
+            if len(page) < PAGE:
+                return
+
     try:
         yield b"retry: 1000\n\n"
-        for phase in ("catch_up", "subscribed"):
-            if phase == "subscribed":
-                sub = broadcaster.subscribe(run_id, type_set, killer)
-            while True:
-                page = await reader.read(after=last, limit=PAGE, run_id=run_id, types=types)
-                for env in page:
-                    yield envelope_frame(env)
-                    last = env.seq
-                if len(page) < PAGE:
-                    break
-        assert sub is not None
-        while not sub.dropped:
+        async for data in from_database():  # most of a long catch-up, before buffering anything live
+            yield data
+        sub = broadcaster.subscribe(run_id, type_set, killer)
+        sub.position = last
+        killer.on_stop = sub.wake.set
+        async for data in from_database():  # what committed while subscribing; the buffer has the rest
+            yield data
+        while not sub.dropped and not killer.stopping:
+            if sub.lagging:
+                sub.lagging = False  # buffer again first, then read the gap: no event is missed
+                async for data in from_database():
+                    yield data
+                continue
             if not sub.frames:
                 sub.wake.clear()
                 try:
                     await asyncio.wait_for(sub.wake.wait(), keepalive_s)
                 except asyncio.TimeoutError:
                     yield PING
-                    continue
-            while sub.frames and not sub.dropped:
-                seq, data = sub.frames.popleft()
-                if seq > last:
-                    last = seq
-                    yield data
+                continue
+            seq, data = sub.frames.popleft()
+            if seq > last:
+                last = sub.position = seq
+                sub.in_send = True
+                yield data
+                sub.in_send = False
     finally:
         if sub is not None:
             broadcaster.unsubscribe(sub)

@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from taskhub.api.broadcast import stream_frames
 from taskhub.api.hub import hub_of
 from taskhub.api.models import EventOut, EventPage
-from taskhub.api.sse import EventStream, Killer
+from taskhub.api.sse import EventStream
 from taskhub.errors import InvalidParams
 from taskhub.events.types import TYPE_NAMES, envelope_dict
 from taskhub.projections import queries
@@ -72,8 +72,7 @@ async def stream_events(
     hub = hub_of(state)
     types = parse_types(type_)
     start = _resume_point(request, after)
-    hub.slots.acquire()
-    killer = Killer(on_close=hub.slots.release)
+    killer = hub.slots.acquire()
     frames = stream_frames(hub.broadcaster, start, run_id, types, killer, hub.keepalive_s)
     return EventStream(frames, killer)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, cast
 
 from litestar.datastructures import State
 
+from taskhub.api.sse import Killer
 from taskhub.api.views import LiveWorkers
 from taskhub.errors import TaskHubError
 from taskhub.events.clock import Clock
@@ -31,20 +32,30 @@ class TooManyStreams(TaskHubError):
 
 @dataclass
 class StreamSlots:
-    """Counts open SSE streams (events and logs) against `settings.max_streams`."""
+    """The open SSE streams (events and logs), capped at `settings.max_streams`."""
 
     limit: int
-    open: int = 0
+    streams: set[Killer] = field(default_factory=set)
 
-    def acquire(self) -> None:
-        if self.open >= self.limit:
+    @property
+    def open(self) -> int:
+        return len(self.streams)
+
+    def acquire(self) -> Killer:
+        """A Killer for a new stream; closing it frees the slot. TooManyStreams (503) past the cap."""
+        if len(self.streams) >= self.limit:
             raise TooManyStreams(
                 f"too many live streams ({self.open} open, limit {self.limit}, TASKHUB_MAX_STREAMS); retry later"
             )
-        self.open += 1
+        killer = Killer()
+        killer.set_on_close(lambda: self.streams.discard(killer))
+        self.streams.add(killer)
+        return killer
 
-    def release(self) -> None:
-        self.open = max(0, self.open - 1)
+    def stop_all(self) -> None:
+        """Ask every stream to end cleanly (server shutdown)."""
+        for killer in list(self.streams):
+            killer.stop()
 
 
 @dataclass

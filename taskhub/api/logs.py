@@ -141,6 +141,8 @@ async def log_frames(hub: Hub, run_id: str, path: Path, offset: int, killer: Kil
                 yield frame("end", _ENCODER.encode({"offset": pos, "status": view.status if view else None}))
                 return
             await signal.wait(generation, hub.log_poll_s)
+            if killer.stopping:
+                return
             if (spare := MIN_INTERVAL_S - (time.monotonic() - began)) > 0:
                 await asyncio.sleep(spare)
             if time.monotonic() - last_sent >= hub.keepalive_s:
@@ -168,8 +170,7 @@ async def stream_log(
         if not resume.strip().isdigit():
             raise InvalidParams(f"Last-Event-ID must be a byte offset, got {resume!r}", field="Last-Event-ID")
         offset = int(resume.strip())
-    hub.slots.acquire()
-    killer = Killer(on_close=hub.slots.release)
+    killer = hub.slots.acquire()
     return EventStream(log_frames(hub, run_id, path, offset, killer), killer)
 
 

@@ -56,6 +56,24 @@ def _configure_logging() -> None:
     logging.getLogger("uvicorn.access").addFilter(RedactToken())
 
 
+def _server_class(base: type[Any]) -> type[Any]:
+    class Server(base):  # type: ignore[misc, valid-type]
+        """Ends the SSE streams cleanly as soon as shutdown begins (they never end by themselves)."""
+
+        taskhub_app: Any = None
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            try:
+                hub = self.taskhub_app.state["hub"]
+            except (AttributeError, KeyError):
+                hub = None
+            if hub is not None:
+                hub.slots.stop_all()
+            await super().shutdown(sockets)
+
+    return Server
+
+
 def run_api(settings: Settings, host: str | None = None, port: int | None = None, **uvicorn_options: Any) -> int:
     """Serve until SIGINT/SIGTERM; returns the process exit code."""
     import uvicorn
@@ -88,8 +106,9 @@ def run_api(settings: Settings, host: str | None = None, port: int | None = None
     }
     options.update(uvicorn_options)
     log.info("api.listen url=http://%s:%d token=%s", host, port, "set" if settings.token else "unset")
-    config = uvicorn.Config(create_app(settings), **options)
-    server = uvicorn.Server(config)
+    app = create_app(settings)
+    server = _server_class(uvicorn.Server)(uvicorn.Config(app, **options))
+    server.taskhub_app = app
     try:
         server.run()
     except KeyboardInterrupt:

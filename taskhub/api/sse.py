@@ -48,6 +48,16 @@ class Killer:
     def __init__(self, on_close: Callable[[], None] | None = None) -> None:
         self.scope: CancelScope | None = None
         self.killed = False
+        self.stopping = False  # the server is shutting down: end the stream cleanly
+        self.on_stop: Callable[[], None] | None = None  # wakes the stream's generator
+        self._on_close = on_close
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self.on_stop is not None:
+            self.on_stop()
+
+    def set_on_close(self, on_close: Callable[[], None]) -> None:
         self._on_close = on_close
 
     def close(self) -> None:
