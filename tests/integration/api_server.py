@@ -1,7 +1,8 @@
 """Launch the API for integration tests: `python -m tests.integration.api_server`.
 
 Settings come from the usual TASKHUB_* variables (load_settings); test-only knobs, passed through
-`settings.extra`, come from TASKHUB_TEST_* variables: SSE_KEEPALIVE_S, SSE_QUEUE_SIZE, LOG_POLL_S.
+`settings.extra`, come from TASKHUB_TEST_* variables: SSE_KEEPALIVE_S, SSE_QUEUE_SIZE, LOG_POLL_S; ACCESS_LOG=1 turns
+uvicorn's access log on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ KNOBS = {
 def main() -> int:
     extra = {key: os.environ[var] for var, key in KNOBS.items() if os.environ.get(var)}
     settings = load_settings(extra=extra)
-    return run_api(settings, access_log=False)
+    return run_api(settings, access_log=os.environ.get("TASKHUB_TEST_ACCESS_LOG") == "1")
 
 
 if __name__ == "__main__":
