@@ -21,7 +21,7 @@ export function eventMeta(e: EventEnvelope): EventMeta {
     case "claimed":
       return { severity: "info", summary: `attempt ${num(e, "attempt") ?? "?"} claimed by ${e.worker_id ?? "?"}`, marker: false };
     case "started":
-      return { severity: "info", summary: `started pid ${num(e, "pid") ?? "?"}`, marker: true };
+      return { severity: "info", summary: `started pid ${num(e, "pid") ?? "?"}`, marker: false };
     case "heartbeat":
       return { severity: "muted", summary: `lease until ${str(e, "lease_expires_at") ?? "?"}`, marker: false };
     case "progress": {

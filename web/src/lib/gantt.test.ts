@@ -56,7 +56,7 @@ describe("buildGantt", () => {
     expect(m.bars).toHaveLength(2);
     const [first, second] = m.bars;
     expect(first!.status).toBe("failed");
-    expect(first!.markers.map((x) => x.type)).toEqual(["started", "reaped", "retry_scheduled", "refused"]);
+    expect(first!.markers.map((x) => x.type)).toEqual(["reaped", "retry_scheduled", "refused"]);
     expect(second!.attempt).toBe(2);
     expect(second!.lane).toBe(laneKey("w-2", 0));
     expect(m.lanes.map((l) => l.key)).toEqual([laneKey(W, 0), laneKey("w-2", 0)]);

@@ -1,6 +1,6 @@
 /** Hand-written SVG Gantt: lanes per worker slot, bars per attempt, event markers, a "now" line. */
 import { useEffect, useRef, useState, type PointerEvent } from "react";
-import type { Bar, GanttModel } from "../../lib/gantt";
+import type { Bar, GanttModel, Marker } from "../../lib/gantt";
 import { statusColor } from "../../lib/status";
 import { formatTick, tickStep, ticks, type TimeWindow } from "../../lib/timeAxis";
 import { formatDuration } from "../../lib/format";
@@ -32,13 +32,21 @@ function useWidth() {
   return { ref, width };
 }
 
-const MARKER_COLORS: Record<string, string> = {
-  refused: "var(--danger)",
-  reaped: "var(--danger)",
-  cancel_requested: "var(--warn)",
-  cancelled: "var(--warn)",
-  retry_scheduled: "var(--warn)",
-};
+/** Red for reaped and refused late reports, amber for cancel and retry, a dot for artifacts. */
+function MarkerGlyph({ marker: m, x, y, h }: { marker: Marker; x: number; y: number; h: number }) {
+  const color = m.type === "refused" || m.type === "reaped" ? "var(--danger)" : m.type === "artifact" ? "var(--fg-muted)" : "var(--warn)";
+  return (
+    <g data-marker={m.type}>
+      <title>{m.label}</title>
+      {m.type === "artifact" ? (
+        <circle cx={x} cy={y - 1} r={3} fill={color} />
+      ) : (
+        <rect x={x - 1} y={y - 3} width={2} height={h + 6} fill={color} strokeDasharray={m.type === "retry_scheduled" ? "2 2" : undefined} />
+      )}
+      {m.type === "refused" && <path d={`M ${x - 5} ${y - 4} h 10 l -5 7 z`} fill="var(--danger)" />}
+    </g>
+  );
+}
 
 export function Gantt({ model, window: w, now, onZoom, onPan, onOpen }: Props) {
   const { ref, width } = useWidth();
@@ -133,11 +141,7 @@ export function Gantt({ model, window: w, now, onZoom, onPan, onOpen }: Props) {
                     </text>
                   )}
                   {bar.markers.map((m) => (
-                    <g key={m.seq}>
-                      <title>{m.label}</title>
-                      <rect x={x(m.ts) - 1} y={y - 3} width={2} height={h + 6} fill={MARKER_COLORS[m.type] ?? "var(--fg)"} opacity={0.9} />
-                      {m.type === "refused" && <path d={`M ${x(m.ts) - 5} ${y - 4} h 10 l -5 7 z`} fill="var(--danger)" />}
-                    </g>
+                    <MarkerGlyph key={m.seq} marker={m} x={x(m.ts)} y={y} h={h} />
                   ))}
                 </g>
               );
