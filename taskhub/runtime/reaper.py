@@ -137,8 +137,8 @@ class Reaper:
                     jitter=self.rng(),
                     host=self.host,
                 )
-            except (StoreError, OSError):
-                # Transient (a locked database, /proc trouble): the next tick decides again.
+            except Exception:
+                # A locked database, /proc trouble: nothing was appended, so the next tick decides again.
                 logger.exception("reaper.reap_failed run_id=%s", candidate.run_id)
                 return None
 
@@ -166,7 +166,8 @@ class Reaper:
                 now = self.clock()
                 try:
                     await self.sweep(now)
-                except StoreError:
+                except Exception:
+                    # Reads failed (the database busy or briefly unreadable): a service outlives that.
                     logger.exception("reaper.tick_failed")
                 changed = asyncio.ensure_future(self.log.signal.wait(seen, self.sleep_for(now)))
                 await asyncio.wait({stopping, changed}, return_when=asyncio.FIRST_COMPLETED)
@@ -192,23 +193,26 @@ class Reaper:
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
-    """Open the log and run the reaper until SIGTERM/SIGINT (or `stop`)."""
+    """Open the log and run the reaper until SIGTERM/SIGINT (or `stop`); returns the exit code."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)  # the handler only sets a flag; the loop does the work
     try:
-        log = await Log.open(settings.db_path, synchronous=settings.synchronous)
-    except StoreError as exc:
-        logger.error("reaper.cannot_open db=%s: %s", settings.db_path, exc)
-        return 1
-    try:
-        await Reaper(log, settings).run(stop)
+        try:
+            log = await Log.open(settings.db_path, synchronous=settings.synchronous)
+        except StoreError as exc:
+            logger.error("reaper.cannot_open db=%s: %s", settings.db_path, exc)
+            return 1
+        try:
+            await Reaper(log, settings).run(stop)
+        finally:
+            await log.close()
+        return 0
     finally:
-        await log.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.remove_signal_handler(sig)
-    return 0
 
 
 def run_reaper(settings: Settings) -> int:

@@ -242,6 +242,8 @@ def test_6_reused_pid_is_not_signalled(hub: Hub, tmp_path: Path) -> None:
         [event] = hub.events(run_id, ["reaped"])
         assert isinstance(event.data, Reaped) and event.data.killed_pids == []
         assert stranger.is_running() and stranger.status() != psutil.STATUS_ZOMBIE
+        assert reaper.stop(timeout=10) == 0  # SIGTERM stops it cleanly
+        assert "reaper.stopped" in reaper.output()
         hub.assert_clean()
     finally:
         stranger.kill()

@@ -28,7 +28,7 @@ from taskhub.projections.audit import audit
 from taskhub.projections.decisions import decide_submit
 from taskhub.projections.runs import RunView
 from taskhub.runtime.killing import find_run_processes
-from taskhub.runtime.reaper import Reaper
+from taskhub.runtime.reaper import Reaper, serve
 from taskhub.runtime.reaper_act import reap
 from taskhub.runtime.reaper_decide import LEASE_EXPIRED, WORKER_GONE, Candidate
 from taskhub.settings import Settings, load_settings
@@ -357,3 +357,15 @@ async def test_restarted_reaper_finds_everything_from_the_log(
     del first  # "crashed": nothing of it survives
     results = await make_reaper(log, settings, clock).tick(T0 + 10)
     assert sorted(r.run_id for r in results if r.appended) == sorted(r.run_id for r in runs)
+
+
+async def test_serve_runs_until_stopped_and_logs_containment(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = asyncio.Event()
+    with caplog.at_level(logging.INFO, logger="taskhub.runtime.reaper"):
+        served = asyncio.create_task(serve(settings, stop))
+        await wait_until_async(lambda: "reaper.started" in caplog.text, timeout=10)
+        stop.set()
+        assert await asyncio.wait_for(served, timeout=10) == 0
+    assert "containment=" in caplog.text and "reaper.stopped" in caplog.text
