@@ -114,7 +114,7 @@ def check_containment() -> list[Check]:
 
 
 def check_web(s: Settings) -> list[Check]:
-    index = s.home / "web" / "dist" / "index.html"
+    index = s.ui_dir / "index.html"
     if index.is_file():
         return [Check("web", "ok", f"UI built ({index.parent})")]
     return [Check("web", "warn", f"the UI is not built ({index} is missing)",

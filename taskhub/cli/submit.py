@@ -123,7 +123,7 @@ def submit_direct(s: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 def submit_api(s: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from taskhub.cli.client import ApiClient
-    from taskhub.errors import InvalidParams, UnknownTask
+    from taskhub.errors import InvalidParams, NotFound
 
     params, _ = build_params(s, args, need_local=False)
     body: dict[str, Any] = {"task_id": args.task_id, "params": params, "priority": args.priority}
@@ -134,9 +134,10 @@ def submit_api(s: Settings, args: argparse.Namespace) -> dict[str, Any]:
     with ApiClient(s) as api:
         try:
             run: dict[str, Any] = api.call("POST", "/api/runs", json=body)
-        except UnknownTask:
-            tasks.get_task(s, tasks.load_registry(s), args.task_id)  # lists the known tasks
-            raise
+        except NotFound:  # POST /api/runs answers 404 for an unknown task
+            api_tasks = api.call("GET", "/api/tasks")
+            known = ", ".join(sorted(t["task_id"] for t in api_tasks.get("items", []))) or "none"
+            raise common.CliError(f"unknown task {args.task_id!r}; known tasks: {known}") from None
         except InvalidParams as exc:
             raise _invalid(args.task_id, exc) from None
     return run
