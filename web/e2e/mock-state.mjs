@@ -121,5 +121,13 @@ export class MockHub {
     this.write(b.run_id, "stderr", "\u001b[31mError:\u001b[0m something broke\n");
     this.append("reaped", b.run_id, "w-1", { fence: 2, reason: "lease_expired", killed_pids: [5002] }, t0 + 90_000);
     this.append("refused", b.run_id, "w-1", { fence: 2, event_type: "exited" }, t0 + 95_000);
+    // A run with a large log (~8 MB), for the tail-first, virtualised log view.
+    const c = this.submit(TASKS[0], { target: "big", times: 150000 }, 0, {}, t0 + 100_000);
+    this.append("claimed", c.run_id, "w-1", { attempt: 1, fence: 3, lease_expires_at: iso(t0 + 131_000) }, t0 + 100_500);
+    this.append("started", c.run_id, "w-1", { fence: 3, pid: 5003, pgid: 5003, argv: argvFor("hello_world", c.params) }, t0 + 100_600);
+    const lines = [];
+    for (let i = 1; i <= 150000; i++) lines.push(`${i % 1000 === 0 ? "\u001b[33mWARN\u001b[0m" : "\u001b[32mINFO\u001b[0m"} line ${i}: Hello, big! ${"·".repeat(i % 17)}`);
+    this.write(c.run_id, "stdout", lines.join("\n") + "\n");
+    this.append("exited", c.run_id, "w-1", { fence: 3, exit_code: 0, signal: null, outcome: "succeeded", duration_s: 60 }, t0 + 160_600);
   }
 }

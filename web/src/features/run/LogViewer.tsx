@@ -13,9 +13,11 @@ interface Props {
   /** Which match to bring into view. */
   matchIndex: number;
   onMatches: (count: number) => void;
+  /** Line numbers mean something only when the log is loaded from its first byte. */
+  numbered: boolean;
 }
 
-export function LogViewer({ lines, version, query, matchIndex, onMatches }: Props) {
+export function LogViewer({ lines, version, query, matchIndex, onMatches, numbered }: Props) {
   const parent = useRef<HTMLDivElement>(null);
   const [stick, setStick] = useState(true);
   const count = visibleCount(lines);
@@ -48,7 +50,7 @@ export function LogViewer({ lines, version, query, matchIndex, onMatches }: Prop
           const cls = `line${item.index === current ? " current" : hits.has(item.index) ? " hit" : ""}`;
           return (
             <div key={item.key} className={cls} style={{ position: "absolute", top: 0, left: 0, right: 0, transform: `translateY(${item.start}px)` }}>
-              <span className="ln">{item.index + 1}</span>
+              {numbered && <span className="ln">{item.index + 1}</span>}
               <AnsiLine text={lines[item.index] ?? ""} />
             </div>
           );

@@ -51,6 +51,7 @@ export function LogsTab({ run }: { run: RunView }) {
           {query && (
             <span className="muted">
               {matches ? `${(((matchIndex % matches) + matches) % matches) + 1}/${matches}` : "0 matches"}
+              {log.hasEarlier && " in the loaded part"}
             </span>
           )}
           <button className="small" disabled={!matches} onClick={() => setMatchIndex((i) => i - 1)} aria-label="previous match">↑</button>
@@ -61,7 +62,7 @@ export function LogsTab({ run }: { run: RunView }) {
         </div>
       </div>
       {log.error && <ErrorBox error={log.error} />}
-      <LogViewer lines={log.lines} version={log.version} query={query} matchIndex={matchIndex} onMatches={onMatches} />
+      <LogViewer lines={log.lines} version={log.version} query={query} matchIndex={matchIndex} onMatches={onMatches} numbered={!log.hasEarlier} />
     </section>
   );
 }
