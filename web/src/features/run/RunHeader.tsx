@@ -5,8 +5,8 @@ import type { RunView } from "../../api/types";
 import { StatusBadge } from "../../components/StatusBadge";
 import { ProgressBar } from "../../components/ProgressBar";
 import { ErrorBox } from "../../components/Feedback";
-import { canCancel, canRetry } from "../../lib/status";
-import { formatDateTime, formatDuration, runDurationMs } from "../../lib/format";
+import { canCancel, canRetry, isActive } from "../../lib/status";
+import { formatDateTime, formatDuration, formatRelative, runDurationMs } from "../../lib/format";
 import { useNow } from "../../lib/useNow";
 import { useRunActions } from "../runs/useRunActions";
 
@@ -62,8 +62,14 @@ export function RunHeader({ run }: { run: RunView }) {
         </dd>
         <dt>Worker</dt>
         <dd className="mono">
-          {run.worker_id ?? "–"} {run.pid !== null && `pid ${run.pid}`} {run.pgid !== null && `pgid ${run.pgid}`}
+          {run.worker_id ?? "–"} {run.host && `on ${run.host}`} {run.pid !== null && `pid ${run.pid}`} {run.pgid !== null && `pgid ${run.pgid}`}
         </dd>
+        {isActive(run.status) && run.lease_expires_at && (
+          <>
+            <dt>Lease</dt>
+            <dd title={run.lease_expires_at}>expires {formatRelative(run.lease_expires_at, now)}</dd>
+          </>
+        )}
         <dt>Priority</dt>
         <dd>{run.priority}</dd>
         {outcome && (

@@ -57,7 +57,10 @@ export function WorkersTable() {
                 </Link>
               ))}
             </td>
-            <td title={formatDateTime(w.started_at)}>{formatRelative(w.started_at, now)}</td>
+            <td title={formatDateTime(w.started_at)}>
+              {formatRelative(w.started_at, now)}
+              {w.stopped_at && <div className="muted" style={{ fontSize: 12 }}>stopped {formatRelative(w.stopped_at, now)}</div>}
+            </td>
           </tr>
         ))}
       </tbody>
