@@ -3,10 +3,7 @@ import type { RunView } from "../../api/types";
 import { useRunEvents } from "../../api/queries";
 import { JsonView } from "../../components/JsonView";
 import { str, strList } from "../../lib/eventData";
-
-export function quoteArg(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
+import { formatArgv } from "../../lib/argv";
 
 export function ParamsTab({ run }: { run: RunView }) {
   const events = useRunEvents(run.run_id).data ?? [];
@@ -19,7 +16,7 @@ export function ParamsTab({ run }: { run: RunView }) {
       <h2>Params</h2>
       <JsonView value={run.params} />
       <h2>Command</h2>
-      {argv ? <pre className="argv" data-testid="argv">{argv.map(quoteArg).join(" ")}</pre> : <p className="muted">Not started yet.</p>}
+      {argv ? <pre className="argv" data-testid="argv">{formatArgv(argv)}</pre> : <p className="muted">Not started yet.</p>}
       <h2>Task version</h2>
       <p className="mono">{version ?? "–"}</p>
       {run.result !== null && run.result !== undefined && (

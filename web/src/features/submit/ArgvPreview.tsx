@@ -3,7 +3,7 @@ import { useEffect, useState } from "react";
 import { api } from "../../api/endpoints";
 import { ApiError } from "../../api/client";
 import type { JsonObject } from "../../api/types";
-import { quoteArg } from "../run/ParamsTab";
+import { formatArgv } from "../../lib/argv";
 
 export function ArgvPreview({ taskId, params, onError }: { taskId: string; params: JsonObject; onError: (e: ApiError | null) => void }) {
   const [argv, setArgv] = useState<string[] | null>(null);
@@ -36,7 +36,7 @@ export function ArgvPreview({ taskId, params, onError }: { taskId: string; param
     <div>
       <div className="muted" style={{ fontSize: 12, marginBottom: 4 }}>Command preview</div>
       {argv ? (
-        <pre className="argv" data-testid="argv-preview">{argv.map(quoteArg).join(" ")}</pre>
+        <pre className="argv" data-testid="argv-preview">{formatArgv(argv)}</pre>
       ) : (
         <pre className="argv muted">{problem ?? "…"}</pre>
       )}
