@@ -111,27 +111,36 @@ def test_log_cap_cuts_the_file_and_says_so(home_hub: Hub) -> None:
     assert view.result == "done", hub.types(run_id)
 
 
-def test_two_homes_do_not_touch_each_others_runs(tmp_path: Path) -> None:
-    """Run ids are `r-<seq>`, unique per database only: the same id lives in both homes here."""
-    one, two = Hub(make_home(tmp_path / "one")), Hub(make_home(tmp_path / "two"))
+def test_homes_do_not_touch_each_others_runs(tmp_path: Path) -> None:
+    """Run ids are `r-<seq>`, unique per database only: each home here has its own `r-1`.
+
+    Home one's r-1 is a process tree that runs until killed. Home two's r-1 ends normally, and
+    home three's r-1 is cancelled: neither may touch home one's processes.
+    """
+    one, two, three = (Hub(make_home(tmp_path / name)) for name in ("one", "two", "three"))
     try:
-        pids_one, pids_two = tmp_path / "pids-one", tmp_path / "pids-two"
+        pids_one, pids_three = tmp_path / "pids-one", tmp_path / "pids-three"
         run_one = one.submit("tree", {"pids_file": str(pids_one)})
-        run_two = two.submit("tree", {"pids_file": str(pids_two)})
-        assert run_one == run_two
-        for hub in (one, two):
-            hub.start_worker(concurrency=1).wait_ready()
-        for pids_file in (pids_one, pids_two):
-            wait_until(lambda p=pids_file: "grandchild" in pids_from(p), timeout=10, message="the trees")
+        run_two = two.submit("hello_world", {"target": "neighbour"})
+        run_three = three.submit("tree", {"pids_file": str(pids_three)})
+        assert run_one == run_two == run_three
+        one.start_worker(concurrency=1).wait_ready()
+        wait_until(lambda: "grandchild" in pids_from(pids_one), timeout=10, message="home one's tree")
 
-        two.cancel(run_two)
-        assert two.wait_done(run_two).status == "cancelled", two.describe(run_two)
+        def one_alive() -> dict[str, bool]:
+            return {role: is_alive(pid) for role, pid in pids_from(pids_one).items()}
 
+        everyone = {"parent": True, "child": True, "grandchild": True}
+        two.start_worker(concurrency=1).wait_ready()
+        assert two.wait_done(run_two).status == "succeeded", two.describe(run_two)
+        assert one_alive() == everyone, "a run ending in one home killed the run with the same id in another"
+
+        three.start_worker(concurrency=1).wait_ready()
+        wait_until(lambda: "grandchild" in pids_from(pids_three), timeout=10, message="home three's tree")
+        three.cancel(run_three)
+        assert three.wait_done(run_three).status == "cancelled", three.describe(run_three)
+        assert one_alive() == everyone, "cancelling a run in one home killed the run with the same id in another"
         assert one.run(run_one).status == "running", one.describe(run_one)
-        alive = {role: is_alive(pid) for role, pid in pids_from(pids_one).items()}
-        assert alive == {"parent": True, "child": True, "grandchild": True}, (
-            "cancelling a run in one home killed the run with the same id in another home"
-        )
     finally:
-        one.close()
-        two.close()
+        for hub in (one, two, three):
+            hub.close()
