@@ -295,6 +295,7 @@ def test_7_whole_system_kill9_then_start_sh(hub: Hub) -> None:
         _kill_pid_files(hub)
     assert stop.returncode == 0, stop.stdout + stop.stderr
     hub.assert_clean()
+    hub.cli("events", "audit")  # the CLI says so too (exit 0)
 
 
 def _free_port() -> int:
