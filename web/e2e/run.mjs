@@ -93,6 +93,16 @@ async function main() {
     await shot(page, "04-run-long-logs");
   });
 
+  await step("cancel a running run", async () => {
+    // Right after the log step, while the 10 s run is still going.
+    if (page.url() !== `${BASE}/runs/${longId}`) await page.goto(`${BASE}/runs/${longId}`);
+    const s = await waitStatus(page, ["running", "cancelling", "cancelled", "succeeded"]);
+    if (s !== "running") throw new Error(`long_task was ${s}, not running, before cancel`);
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await waitStatus(page, ["cancelled"], T.run);
+    await shot(page, "07-run-cancelled");
+  });
+
   await step("other run tabs render", async () => {
     for (const tab of ["events", "params", "artifacts"]) {
       await page.goto(`${BASE}/runs/${longId ?? helloId}?tab=${tab}`);
@@ -110,15 +120,6 @@ async function main() {
     await shot(page, "06-timeline-running");
     await bar.locator("rect.body").click({ force: true });
     await page.waitForURL(new RegExp(`/runs/${longId}`), { timeout: T.short });
-  });
-
-  await step("cancel a running run", async () => {
-    await page.goto(`${BASE}/runs/${longId}`);
-    const s = await waitStatus(page, ["running", "cancelling", "cancelled", "succeeded"]);
-    if (s !== "running") throw new Error(`long_task was ${s}, not running, before cancel`);
-    await page.getByRole("button", { name: "Cancel" }).click();
-    await waitStatus(page, ["cancelled"], T.run);
-    await shot(page, "07-run-cancelled");
   });
 
   await step("bad params show a validation error", async () => {
