@@ -123,11 +123,30 @@ def print_run(run: dict[str, Any]) -> None:
         if key == "status":
             text = style(text, output.STATUS_COLOURS.get(text))
         print(f"  {key:<17}{text}")
+    for blocker in run.get("blocked_by") or ():
+        print(f"  {'waiting':<17}{blocker.get('message') or blocker.get('reason')}")
+
+
+def _blocked_by(s: Settings, run_id: str) -> list[dict[str, Any]] | None:
+    """Why a queued run waits, as the API works it out (live workers, task limits), when one answers."""
+    from taskhub.cli.client import ApiClient, api_available
+    from taskhub.errors import TaskHubError
+
+    if not api_available(s):
+        return None
+    try:
+        with ApiClient(s, timeout=5) as api:
+            blocked = api.call("GET", f"/api/runs/{run_id}").get("blocked_by")
+    except TaskHubError:
+        return None
+    return blocked if isinstance(blocked, list) else None
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     s = common.settings()
     run = load_view(s, args.run_id)
+    if run["status"] == "queued":
+        run["blocked_by"] = _blocked_by(s, args.run_id)
     if args.json:
         output.print_json(run)
     else:

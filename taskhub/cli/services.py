@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from taskhub.api.server import run_api  # type: ignore[import-untyped]
+    from taskhub.api.server import run_api
 
     if args.port is not None and not 0 < args.port < 65536:
         raise common.UsageError(f"--port must be 1-65535, got {args.port}")

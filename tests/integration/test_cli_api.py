@@ -53,6 +53,11 @@ def test_submit_and_cancel_go_through_the_api(home: Home) -> None:
     result = home.run("submit", "hello_world")
     assert result.returncode == 1 and "`target`" in result.stderr
 
+    shown = json.loads(home.ok("show", run["run_id"], "--json"))  # no worker: the API says why it waits
+    assert shown["status"] == "queued" and shown["blocked_by"]
+    assert any(b["reason"] == "no_live_worker" for b in shown["blocked_by"])
+    assert "waiting" in home.ok("show", run["run_id"])
+
     cancelled = json.loads(home.ok("cancel", run["run_id"], "--json"))
     assert cancelled["status"] == "cancelled"
     wait_until(lambda: api_requests(home, "/cancel") >= 1, 10, message="the cancel in the API's access log")
