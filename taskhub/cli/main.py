@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -69,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return common.EXIT_CANCELLED
     except BrokenPipeError:
-        # `taskhub events export | head`: the reader left; that is not an error of ours.
-        sys.stderr.close()
+        # `taskhub events export | head`: the reader left; that is not an error of ours. Point stdout
+        # at /dev/null so the interpreter's final flush does not complain about the pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return common.EXIT_OK
 
 

@@ -159,7 +159,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return common.EXIT_OK
     output.err(f"submitted {run_id} ({run['task_id']}); {'following' if args.follow else 'waiting'}...")
     streams = ["stdout", "stderr"] if args.follow else []
-    final = watch.watch(s, run_id, streams, via_api=via_api)
+    try:
+        final = watch.watch(s, run_id, streams, via_api=via_api)
+    except KeyboardInterrupt:
+        output.err(f"\nstopped {'following' if args.follow else 'waiting'}; {run_id} carries on"
+                   f" (`taskhub logs {run_id} -f`, `taskhub cancel {run_id}`)")
+        return common.EXIT_CANCELLED
     code = watch.exit_code_of(final)
     if args.output == "json":
         output.print_json(final)

@@ -16,6 +16,7 @@ from taskhub.cli import common
 from taskhub.settings import Settings
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+NO_WORKER_HINT_S = 3.0  # a run still queued this long with no live worker gets a note on stderr
 TAIL_POLL_S = 0.1  # log files grow without touching the database: look this often when printing them
 API_POLL_S = 0.25
 CHUNK = 1 << 16
@@ -70,6 +71,7 @@ async def _watch_direct(s: Settings, run_id: str, tails: list[FileTail]) -> dict
     signal = ChangeSignal(s.db_path)
     signal.start()
     reader = await open_reader(s.db_path)
+    hint_at: float | None = time.monotonic() + NO_WORKER_HINT_S
     try:
         while True:
             seen = signal.generation
@@ -83,10 +85,34 @@ async def _watch_direct(s: Settings, run_id: str, tails: list[FileTail]) -> dict
                     tail.pump()
                 record: dict[str, Any] = common_record(view)
                 return record
-            await signal.wait(seen, timeout=TAIL_POLL_S if tails else None)
+            if hint_at is not None and time.monotonic() >= hint_at:
+                hint_at = None
+                if view.status == "queued" and not await _any_live_worker(reader):
+                    sys.stderr.write(
+                        f"note: no worker is running, so {run_id} waits in the queue; start one with bin/start.sh"
+                        " or `taskhub worker` (Ctrl-C stops waiting; the run stays queued)\n"
+                    )
+            await signal.wait(seen, timeout=TAIL_POLL_S if tails or hint_at else None)
     finally:
         await reader.close()
         await signal.stop()
+
+
+async def _any_live_worker(reader: Any) -> bool:
+    """A worker not recorded as stopped whose process is still alive on this host."""
+    import psutil
+
+    from taskhub.projections.queries import list_workers
+
+    for worker in await list_workers(reader):
+        if worker.stopped_at is not None:
+            continue
+        try:
+            if abs(psutil.Process(worker.pid).create_time() - worker.create_time) < 1.0:
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 def common_record(view: Any) -> dict[str, Any]:
