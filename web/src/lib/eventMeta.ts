@@ -39,7 +39,10 @@ export function eventMeta(e: EventEnvelope): EventMeta {
       const outcome = str(e, "outcome") ?? "?";
       const d = num(e, "duration_s");
       const sev: Severity = outcome === "succeeded" ? "success" : outcome === "cancelled" ? "warning" : "error";
-      return { severity: sev, summary: `exited ${outcome} (code ${num(e, "exit_code") ?? "–"}${d !== null ? `, ${formatDuration(d * 1000)}` : ""})`, marker: false };
+      const code = num(e, "exit_code");
+      const signal = e.data["signal"];
+      const how = signal !== null && signal !== undefined ? `signal ${String(signal)}` : `code ${code ?? "–"}`;
+      return { severity: sev, summary: `exited ${outcome} (${how}${d !== null ? `, ${formatDuration(d * 1000)}` : ""})`, marker: false };
     }
     case "reaped":
       return { severity: "error", summary: `reaped${reason(e)}`, marker: true };

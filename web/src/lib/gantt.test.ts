@@ -91,4 +91,16 @@ describe("buildGantt", () => {
     expect(m.bars[0]!.pct).toBe(40);
     expect(m.bars[0]!.status).toBe("claimed");
   });
+
+  it("adds lanes for workers known from the API whose start is older than the events", () => {
+    const m = buildGantt([e("claimed", 1, { run_id: "r-a", worker_id: W })], [
+      { worker_id: W, concurrency: 2, alive: true },
+      { worker_id: "w-0", concurrency: 1, alive: false },
+    ]);
+    expect(m.lanes.map((l) => [l.key, l.alive])).toEqual([
+      [laneKey("w-0", 0), false],
+      [laneKey(W, 0), true],
+      [laneKey(W, 1), true],
+    ]);
+  });
 });

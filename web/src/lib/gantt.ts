@@ -49,7 +49,14 @@ export interface GanttModel {
 
 export const laneKey = (workerId: string, slot: number) => `${workerId}#${slot}`;
 
-export function buildGantt(events: readonly EventEnvelope[]): GanttModel {
+/** A worker known from GET /api/workers, so its lanes show even when its start is older than our events. */
+export interface KnownWorker {
+  worker_id: string;
+  concurrency: number;
+  alive: boolean;
+}
+
+export function buildGantt(events: readonly EventEnvelope[], known: readonly KnownWorker[] = []): GanttModel {
   const taskByRun = new Map<string, string>();
   const concurrency = new Map<string, number>();
   const stopped = new Set<string>();
@@ -160,6 +167,13 @@ export function buildGantt(events: readonly EventEnvelope[]): GanttModel {
     }
   }
 
+  for (const w of known) {
+    if (!concurrency.has(w.worker_id)) concurrency.set(w.worker_id, w.concurrency);
+    // The API knows liveness now (a worker killed with -9 sends no worker_stopped).
+    if (w.alive) stopped.delete(w.worker_id);
+    else stopped.add(w.worker_id);
+    slotsOf(w.worker_id);
+  }
   const lanes: Lane[] = [];
   for (const w of [...occupants.keys()].sort()) {
     const n = Math.max(concurrency.get(w) ?? 1, occupants.get(w)?.length ?? 0);

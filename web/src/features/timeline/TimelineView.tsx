@@ -2,6 +2,7 @@
 import { useMemo } from "react";
 import { useNavigate } from "react-router";
 import { useRecentEvents } from "../../stream/context";
+import { useWorkers } from "../../api/queries";
 import { buildGantt } from "../../lib/gantt";
 import { useNow } from "../../lib/useNow";
 import { Gantt } from "./Gantt";
@@ -22,7 +23,8 @@ const LEGEND = ["claimed", "running", "cancelling", "succeeded", "failed", "canc
 export function TimelineView() {
   const events = useRecentEvents();
   const now = useNow(1000);
-  const model = useMemo(() => buildGantt(events), [events]);
+  const workers = useWorkers().data?.items;
+  const model = useMemo(() => buildGantt(events, workers ?? []), [events, workers]);
   const tw = useTimelineWindow(now);
   const navigate = useNavigate();
 
