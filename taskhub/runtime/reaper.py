@@ -23,6 +23,7 @@ from collections.abc import Callable
 from taskhub.errors import StoreError
 from taskhub.events.clock import Clock, system_clock
 from taskhub.events.log import Log
+from taskhub.events.types import Envelope
 from taskhub.projections import queries
 from taskhub.runtime import killing
 from taskhub.runtime.reaper_act import KillTree, ReapResult, reap, worker_alive
@@ -31,6 +32,7 @@ from taskhub.runtime.reaper_decide import (
     PauseDetector,
     WorkerProbe,
     dead_workers,
+    latest_starts,
     next_expiry,
     select_reaps,
     still_due,
@@ -43,6 +45,7 @@ TICK_S = 0.5  # the longest sleep between ticks: bounds how late a dead worker i
 MIN_TICK_GAP_S = 0.05  # log changes come in bursts under load; one tick per burst is enough
 EXPIRY_SLACK_S = 0.01  # wake just after a deadline, since "expired" means strictly past it
 MAX_PARALLEL_REAPS = 16  # each reap scans /proc; bound the work a mass expiry starts at once
+READ_BATCH = 1000
 STOP_SETTLE_S = 10.0  # on shutdown, let reaps in flight finish (a kill's grace) before cancelling
 
 
@@ -100,8 +103,9 @@ class Reaper:
         # Only the workers holding runs matter; probing each is a psutil call.
         holders = [workers[w] for w in {r.worker_id for r in runs} if w is not None and w in workers]
         dead = dead_workers(holders, self.host, self.probe)
+        starts = await self._starts_since(min((r.fence for r in runs if r.fence is not None), default=None))
         lease_reaping = self.pause.lease_reaping(now)
-        candidates = select_reaps(runs, workers, dead, now, lease_reaping=lease_reaping)
+        candidates = select_reaps(runs, starts, dead, now, lease_reaping=lease_reaping)
         started = []
         for candidate in candidates:
             if candidate.run_id in self._inflight:
@@ -115,6 +119,20 @@ class Reaper:
             wake = self.pause.hold_until if wake is None else max(wake, self.pause.hold_until)
         self._wake_at = wake
         return started
+
+    async def _starts_since(self, oldest_claim: int | None) -> dict[str, int]:
+        """Workers started after the oldest active claim (restarts that orphaned runs): an indexed read
+        of the log's `worker_started` events from there on, usually none or a few."""
+        if oldest_claim is None:
+            return {}
+        found: list[Envelope] = []
+        after = oldest_claim
+        while batch := await self.log.read(after=after, limit=READ_BATCH, types=["worker_started"]):
+            found += batch
+            after = batch[-1].seq
+            if len(batch) < READ_BATCH:
+                break
+        return latest_starts(found)
 
     def _forget(self, task: asyncio.Task[ReapResult | None]) -> None:
         run_id = task.get_name().removeprefix("reap-")

@@ -5,7 +5,7 @@ A run is reaped for one of two reasons (SPEC sections 4, 5):
 - `worker_gone`: the worker that claimed it is known dead. A fact, not a guess from time: its
   recorded process is gone from this host (pid + create time), or a newer `worker_started` for the
   same worker id came after the run's claim (the worker restarted and the claiming incarnation is
-  gone). Acted on at once, whatever the lease says.
+  gone; one worker id is one process at a time). Acted on at once, whatever the lease says.
 - `lease_expired`: its lease deadline, stored in the log, has passed. Suspended while the reaper
   itself has just woken from a pause (see PauseDetector), because then nobody had a chance to renew.
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from taskhub.events.clock import parse_iso
+from taskhub.events.types import Envelope
 from taskhub.projections import transitions as t
 from taskhub.projections.runs import RunView
 from taskhub.projections.workers import WorkerView
@@ -57,34 +58,38 @@ def dead_workers(workers: Iterable[WorkerView], host: str, alive: WorkerProbe) -
     return frozenset(w.worker_id for w in workers if w.host == host and not alive(w))
 
 
-def claimed_before_restart(run: RunView, worker: WorkerView) -> bool:
-    """True if the worker restarted (a later `worker_started` under the same id) after claiming `run`.
+def latest_starts(envelopes: Iterable[Envelope]) -> dict[str, int]:
+    """worker id -> seq of its latest `worker_started`, from the log's `worker_started` events."""
+    starts: dict[str, int] = {}
+    for env in envelopes:
+        if env.type == "worker_started" and env.worker_id is not None:
+            starts[env.worker_id] = max(env.seq, starts.get(env.worker_id, 0))
+    return starts
 
-    A claim's fence is the seq the store gives its `claimed` event, and a live worker view's
-    `last_seq` is the seq of its `worker_started`: both are positions in one total order, so the
-    comparison is exact (no clocks). Once the worker has stopped, `last_seq` is its `worker_stopped`
-    and its start is no longer known: such runs fall to the pid check or the lease instead.
+
+def claimed_before_restart(run: RunView, latest_start: int | None) -> bool:
+    """True if the run's worker started again (a later `worker_started` under the same id) after
+    claiming it: the incarnation that held the run is gone.
+
+    A claim's fence is the seq its `claimed` event gets, so both numbers are positions in one total
+    order and the comparison is exact: no clocks. (The worker view's `last_seq` is not used: it moves
+    on `worker_stopped` too, and would on any worker event added later.)
     """
-    if worker.stopped_at is not None or run.fence is None:
-        return False
-    return run.fence < worker.last_seq
+    return run.fence is not None and latest_start is not None and run.fence < latest_start
 
 
-def gone_reason(run: RunView, workers: Mapping[str, WorkerView], dead: frozenset[str]) -> str | None:
+def gone_reason(run: RunView, starts: Mapping[str, int], dead: frozenset[str]) -> str | None:
     """WORKER_GONE if the run's worker is known dead, else None."""
     if run.worker_id is None:
         return None
-    if run.worker_id in dead:
-        return WORKER_GONE
-    worker = workers.get(run.worker_id)
-    if worker is not None and claimed_before_restart(run, worker):
+    if run.worker_id in dead or claimed_before_restart(run, starts.get(run.worker_id)):
         return WORKER_GONE
     return None
 
 
 def select_reaps(
     runs: Sequence[RunView],
-    workers: Mapping[str, WorkerView],
+    starts: Mapping[str, int],
     dead: frozenset[str],
     now: float,
     *,
@@ -92,13 +97,14 @@ def select_reaps(
 ) -> list[Candidate]:
     """The active runs to reap now, oldest claim first; each run at most once, `worker_gone` first.
 
-    `lease_reaping=False` (right after a pause of the reaper) keeps only the fact-based reason.
+    `starts` is `latest_starts` of the log; `dead` is `dead_workers` of the host. `lease_reaping=False`
+    (right after a pause of the reaper) keeps only the fact-based reason.
     """
     out: list[Candidate] = []
     for run in sorted(runs, key=lambda r: r.fence or 0):
         if run.status not in t.ACTIVE or run.fence is None:
             continue
-        reason = gone_reason(run, workers, dead)
+        reason = gone_reason(run, starts, dead)
         if reason is None and lease_reaping:
             deadline = lease_deadline(run)
             if deadline is not None and deadline < now:

@@ -23,6 +23,7 @@ from taskhub.runtime.reaper_decide import (
     PauseDetector,
     claimed_before_restart,
     dead_workers,
+    latest_starts,
     next_expiry,
     select_reaps,
     still_due,
@@ -64,6 +65,9 @@ class History:
     def state(self) -> State:
         return fold(self.envelopes)
 
+    def starts(self) -> dict[str, int]:
+        return latest_starts(self.envelopes)
+
 
 def test_expired_lease_is_reaped_and_live_lease_is_not() -> None:
     h = History()
@@ -71,7 +75,7 @@ def test_expired_lease_is_reaped_and_live_lease_is_not() -> None:
     h.run("r-a", "w1", T0)
     h.run("r-b", "w1", T0 + 2)
     s = h.state()
-    picked = select_reaps(list(s.runs.values()), s.workers, frozenset(), T0 + LEASE_S + 0.5)
+    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + LEASE_S + 0.5)
     assert [(c.run_id, c.reason) for c in picked] == [("r-a", LEASE_EXPIRED)]
 
 
@@ -80,8 +84,8 @@ def test_heartbeat_extends_the_lease() -> None:
     fence = h.run("r-a", "w1", T0)
     h.add(Heartbeat(fence=fence, lease_expires_at=iso(T0 + 2 + LEASE_S)), T0 + 2, "r-a", "w1")
     s = h.state()
-    assert select_reaps(list(s.runs.values()), s.workers, frozenset(), T0 + LEASE_S + 1) == []
-    assert [c.run_id for c in select_reaps(list(s.runs.values()), s.workers, frozenset(), T0 + 6)] == ["r-a"]
+    assert select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + LEASE_S + 1) == []
+    assert [c.run_id for c in select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + 6)] == ["r-a"]
 
 
 def test_dead_worker_is_reaped_before_the_lease_runs_out() -> None:
@@ -93,7 +97,7 @@ def test_dead_worker_is_reaped_before_the_lease_runs_out() -> None:
     s = h.state()
     dead = dead_workers(s.workers.values(), HOST, alive=lambda w: w.pid != 100)
     assert dead == {"w1"}
-    picked = select_reaps(list(s.runs.values()), s.workers, dead, T0 + 0.5)
+    picked = select_reaps(list(s.runs.values()), h.starts(), dead, T0 + 0.5)
     assert [(c.run_id, c.reason) for c in picked] == [("r-a", WORKER_GONE)]
 
 
@@ -108,33 +112,46 @@ def test_restart_under_same_id_orphans_the_runs_claimed_before_it() -> None:
     h = History()
     h.worker("w1", T0)
     h.run("r-old", "w1", T0)
-    h.worker("w1", T0 + 1, pid=101)  # restarted: a newer incarnation, alive
+    restart = h.worker("w1", T0 + 1, pid=101)  # restarted: a newer incarnation, alive
     h.run("r-new", "w1", T0 + 1.5)
+    h.worker("w2", T0 + 2)  # another worker starting says nothing about w1's runs
     s = h.state()
-    runs = list(s.runs.values())
-    assert claimed_before_restart(s.runs["r-old"], s.workers["w1"])
-    assert not claimed_before_restart(s.runs["r-new"], s.workers["w1"])
-    picked = select_reaps(runs, s.workers, frozenset(), T0 + 1.6)
+    assert h.starts() == {"w1": restart, "w2": restart + 4}
+    assert claimed_before_restart(s.runs["r-old"], restart)
+    assert not claimed_before_restart(s.runs["r-new"], restart)
+    assert not claimed_before_restart(s.runs["r-old"], None)
+    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + 1.6)
     assert [(c.run_id, c.reason) for c in picked] == [("r-old", WORKER_GONE)]
 
 
-def test_stopped_worker_falls_back_to_pid_check_and_lease() -> None:
+def test_restart_is_seen_even_after_the_new_incarnation_stopped() -> None:
+    h = History()
+    h.worker("w1", T0)
+    h.run("r-old", "w1", T0)
+    h.worker("w1", T0 + 1, pid=101)
+    h.add(WorkerStopped(reason="shutdown"), T0 + 2, worker_id="w1")
+    s = h.state()
+    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + 2)
+    assert [(c.run_id, c.reason) for c in picked] == [("r-old", WORKER_GONE)]
+
+
+def test_stopped_worker_without_restart_falls_back_to_pid_check_and_lease() -> None:
     h = History()
     h.worker("w1", T0)
     h.run("r-a", "w1", T0)
     h.add(WorkerStopped(reason="drained"), T0 + 1, worker_id="w1")
     s = h.state()
-    assert not claimed_before_restart(s.runs["r-a"], s.workers["w1"])
-    assert select_reaps(list(s.runs.values()), s.workers, frozenset(), T0 + 1) == []
-    picked = select_reaps(list(s.runs.values()), s.workers, frozenset({"w1"}), T0 + 1)
+    assert select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + 1) == []
+    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset({"w1"}), T0 + 1)
     assert [c.reason for c in picked] == [WORKER_GONE]
+    assert [c.reason for c in select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + 4)] == [LEASE_EXPIRED]
 
 
 def test_claimed_but_not_started_run_is_a_candidate() -> None:
     h = History()
     h.run("r-a", "w1", T0, started=False)
     s = h.state()
-    picked = select_reaps(list(s.runs.values()), s.workers, frozenset({"w1"}), T0)
+    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset({"w1"}), T0)
     assert [(c.run_id, c.run.status, c.run.pid) for c in picked] == [("r-a", "claimed", None)]
 
 
@@ -144,7 +161,7 @@ def test_finished_runs_are_never_selected() -> None:
     fence = h.run("r-a", "w1", T0)
     h.add(Exited(fence, 0, None, "succeeded", 1.0), T0 + 1, "r-a", "w1")
     s = h.state()
-    assert select_reaps(list(s.runs.values()), s.workers, frozenset({"w1"}), T0 + 100) == []
+    assert select_reaps(list(s.runs.values()), h.starts(), frozenset({"w1"}), T0 + 100) == []
 
 
 def test_lease_reaping_off_keeps_only_dead_workers() -> None:
@@ -154,7 +171,7 @@ def test_lease_reaping_off_keeps_only_dead_workers() -> None:
     h.run("r-a", "w1", T0)
     h.run("r-b", "w2", T0)
     s = h.state()
-    picked = select_reaps(list(s.runs.values()), s.workers, frozenset({"w2"}), T0 + 10, lease_reaping=False)
+    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset({"w2"}), T0 + 10, lease_reaping=False)
     assert [(c.run_id, c.reason) for c in picked] == [("r-b", WORKER_GONE)]
 
 
@@ -162,7 +179,7 @@ def test_still_due_rejects_a_moved_run() -> None:
     h = History()
     fence = h.run("r-a", "w1", T0)
     s = h.state()
-    [candidate] = select_reaps(list(s.runs.values()), s.workers, frozenset(), T0 + 5)
+    [candidate] = select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + 5)
     assert still_due(s.runs["r-a"], candidate, T0 + 5)
     h.add(Heartbeat(fence=fence, lease_expires_at=iso(T0 + 10)), T0 + 5, "r-a", "w1")
     assert not still_due(h.state().runs["r-a"], candidate, T0 + 5)  # renewed meanwhile
