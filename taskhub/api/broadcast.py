@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import cast
 
 from taskhub.api.sse import PING, Killer, envelope_frame
 from taskhub.events.log import Log
@@ -75,6 +76,7 @@ class Broadcaster:
         self.position = 0  # the last seq dispatched
         self.dropped = 0  # slow clients cut off so far
         self._subs: set[Subscriber] = set()
+        self._has_subs = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -89,32 +91,48 @@ class Broadcaster:
         for sub in list(self._subs):
             sub.killer.kill()
 
-    def subscribe(self, run_id: str | None, types: frozenset[str] | None, killer: Killer) -> Subscriber:
+    def subscribe(self, run_id: str | None, types: frozenset[str] | None, killer: Killer, position: int) -> Subscriber:
+        """A live buffer for a client that has every matching event up to `position` already."""
         sub = Subscriber(run_id, types, self.queue_size, killer)
+        sub.position = position
         self._subs.add(sub)
+        self._has_subs.set()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self._subs.discard(sub)
 
     async def _pump(self) -> None:
+        """Follow the log while anyone listens. Idle, it reads nothing: a client that subscribes has
+        read the database up to its `position`, so following resumes from the lowest of those."""
         while True:
+            await self._has_subs.wait()
+            if self._subs:
+                self.position = min(s.position for s in self._subs)
             try:
-                async for env in self.log.follow(after=self.position):
-                    self.position = env.seq
-                    subs = [s for s in self._subs if s.matches(env)]
-                    if not subs:
-                        continue
-                    frame = envelope_frame(env)
-                    for sub in subs:
-                        sub.offer(env.seq, frame)
-                        if sub.dropped:
-                            self._drop(sub)
+                following = cast(AsyncGenerator[Envelope, None], self.log.follow(after=self.position))
+                async with contextlib.aclosing(following) as events:
+                    async for env in events:
+                        self.position = env.seq
+                        if not self._subs:
+                            self._has_subs.clear()
+                            break
+                        self._dispatch(env)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("broadcast.follow_failed position=%d; restarting", self.position)
                 await asyncio.sleep(RESTART_S)
+
+    def _dispatch(self, env: Envelope) -> None:
+        subs = [s for s in self._subs if s.matches(env)]
+        if not subs:
+            return
+        frame = envelope_frame(env)
+        for sub in subs:
+            sub.offer(env.seq, frame)
+            if sub.dropped:
+                self._drop(sub)
 
     def _drop(self, sub: Subscriber) -> None:
         self._subs.discard(sub)
@@ -155,8 +173,7 @@ async def stream_frames(
         yield b"retry: 1000\n\n"
         async for data in from_database():  # most of a long catch-up, before buffering anything live
             yield data
-        sub = broadcaster.subscribe(run_id, type_set, killer)
-        sub.position = last
+        sub = broadcaster.subscribe(run_id, type_set, killer, last)
         killer.on_stop = sub.wake.set
         async for data in from_database():  # what committed while subscribing; the buffer has the rest
             yield data
