@@ -50,8 +50,28 @@ async function waitStatus(page, statuses, timeout = T.run) {
   return headerStatus(page).getAttribute("data-status");
 }
 
+/** Waits (bounded) until the API answers, so a just-started system is not a failure. */
+async function waitForApi(deadlineMs = Number(process.env.TASKHUB_E2E_API_WAIT_S ?? 60) * 1000) {
+  const headers = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
+  const end = Date.now() + deadlineMs;
+  let last = "";
+  while (Date.now() < end) {
+    try {
+      const res = await fetch(`${BASE}/api/health`, { headers, signal: AbortSignal.timeout(5000) });
+      if (res.ok) return;
+      last = `HTTP ${res.status}`;
+    } catch (e) {
+      last = e instanceof Error ? e.message : String(e);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${BASE}/api/health did not answer within ${deadlineMs / 1000}s (${last})`);
+}
+
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
+  await waitForApi();
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   if (TOKEN) await context.addInitScript((t) => localStorage.setItem("taskhub.token", t), TOKEN);
