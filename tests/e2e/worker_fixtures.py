@@ -12,6 +12,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -91,11 +92,23 @@ def make_home(home: Path) -> Path:
 class Hub:
     """One home and its database, seen from the test: submit, cancel, reap, and read back."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, first_seq: int | None = None) -> None:
+        """`first_seq`: where the log's numbering starts; random unless given.
+
+        Run ids are `r-<seq>`, so homes that all start at 1 share run ids, and TaskHub finds a
+        run's processes by run id (environment scan, cgroup name) machine-wide: a fresh home's
+        `r-2` would meet every other fresh home's `r-2`, including those of test suites running
+        beside this one. A random start keeps this home's runs apart; the test about homes sharing
+        run ids passes 1.
+        """
         self.home = home
         self.db_path = home / "data" / "taskhub.db"
         self.store = EventStore(self.db_path)
         self.workers: list[WorkerProcess] = []
+        start = random.randrange(10**6, 10**9) if first_seq is None else first_seq
+        if start > 1:
+            with self.store.transaction(time.time()):
+                self.store.conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (start - 1,))
 
     # -- writing, through the log API --------------------------------------------------------
 
