@@ -38,9 +38,10 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER_TASKS = Path(__file__).resolve().parent / "worker_tasks"
 TREE_SCRIPT = REPO / "tests" / "helpers" / "tree.py"
 
-# Short leases so that fencing and heartbeats show within a test's patience; a 1 s kill grace.
+# Heartbeats every second (a refused one shows a stale fence within a test's patience), a lease
+# roomy enough for a loaded machine, and a 1 s kill grace.
 FAST_ENV = {
-    "TASKHUB_LEASE_S": "4",
+    "TASKHUB_LEASE_S": "10",
     "TASKHUB_HEARTBEAT_S": "1",
     "TASKHUB_KILL_GRACE_S": "1",
 }
