@@ -6,9 +6,12 @@ for writing. Projections update their tables through `Txn.conn` inside the same 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -139,28 +142,86 @@ class Txn:
         self.conn.execute("RELEASE op")
 
 
+_local = threading.local()
+
+
+def _gates_held() -> set[tuple[int, int]]:
+    held: set[tuple[int, int]] | None = getattr(_local, "gates", None)
+    if held is None:
+        held = _local.gates = set()
+    return held
+
+
+class WriteGate:
+    """Writers of one database file take turns here, across processes, before SQLite's write lock.
+
+    SQLite's busy handler sleeps 1, 2, 5 ... 100 ms between retries, so a writer that has waited a while
+    naps while fresh ones take the lock again and again: with 8 processes claiming, one waited over 5 s
+    (BEGIN IMMEDIATE hit the busy timeout) and shares were 47 vs 670 claims. A blocking flock() on a side
+    file (`<db>-lock`) is woken by the kernel the moment the holder releases it, so the lock changes hands
+    in microseconds and no process starves. The kernel drops the lock when its holder dies (even kill -9).
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + "-lock")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the write lock {self.path}: {exc}") from exc
+        info = os.fstat(self._fd)
+        self._key = (info.st_dev, info.st_ino)
+
+    def acquire(self) -> None:
+        held = _gates_held()
+        if self._key in held:  # flock would wait for ourselves forever
+            raise StoreError(f"a write transaction on {self.path.name[:-5]} is already open in this thread")
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        held.add(self._key)
+
+    def release(self) -> None:
+        _gates_held().discard(self._key)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class EventStore:
     """Synchronous access to one database file: transactions and reads."""
 
     def __init__(self, path: Path | str, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = Path(path)
         self.conn = connect(path, synchronous, readonly)
+        try:
+            self._gate = None if readonly else WriteGate(self.path)
+        except BaseException:
+            self.conn.close()
+            raise
 
     def close(self) -> None:
         self.conn.close()
+        if self._gate is not None:
+            self._gate.close()
+            self._gate = None
 
     @contextmanager
     def transaction(self, now: float) -> Iterator[Txn]:
         """BEGIN IMMEDIATE (read-then-write must not be deferred), COMMIT on success."""
-        self._begin()
+        if self._gate is None:
+            raise StoreError("this store is read-only or closed")
+        self._gate.acquire()
         try:
-            txn = Txn(self.conn, now)
-            yield txn
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+            self._begin()
+            try:
+                txn = Txn(self.conn, now)
+                yield txn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._gate.release()
 
     def _begin(self) -> None:
         for attempt in range(BEGIN_ATTEMPTS):
