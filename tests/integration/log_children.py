@@ -95,7 +95,7 @@ def follow_append(db: str, count: str, seed: str) -> None:
     store = EventStore(db)
     for i in range(int(count)):
         with store.transaction(time.time()) as txn:
-            view, _ = ops.submit(txn, Submitted(task_id="follow", params={"i": i}))
+            ops.submit(txn, Submitted(task_id="follow", params={"i": i}))
             if i % 3 == 2:
                 ops.claim(txn, "w-follow", 1, LEASE_S)
         emit(" ".join(str(env.seq) for env in txn.appended))

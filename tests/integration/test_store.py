@@ -351,3 +351,20 @@ def test_txn_appended_envelopes_match_what_is_read(store: EventStore) -> None:
         appended = list(txn.appended)
     assert store.read(after=0) == appended
     assert list(store.iter_all()) == appended
+
+
+def test_write_gate_refuses_a_nested_write_in_one_thread(store: EventStore) -> None:
+    """Two stores on one file in one thread: the inner write would wait on the outer forever."""
+    other = EventStore(store.path)
+    readonly = EventStore(store.path, readonly=True)
+    try:
+        nested = pytest.raises(StoreError, match="already open in this thread")
+        with store.transaction(T0), nested, other.transaction(T0):
+            pass
+        submit(other)  # both released the gate
+        assert store.last_seq() == 1
+        with pytest.raises(StoreError, match="read-only or closed"), readonly.transaction(T0):
+            pass
+    finally:
+        other.close()
+        readonly.close()

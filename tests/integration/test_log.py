@@ -1,0 +1,183 @@
+"""The async Log: group commit from many tasks, and following appends made by another process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from taskhub.errors import FenceRefused
+from taskhub.events.log import Log
+from taskhub.events.store import EventStore, Txn
+from taskhub.events.types import Envelope, Heartbeat, Submitted
+from taskhub.projections import ops
+from taskhub.projections.audit import audit
+from taskhub.projections.queries import list_runs
+from taskhub.projections.tables import load_all_runs
+from tests.helpers.waiting import wait_until_async
+
+CHILD = Path(__file__).with_name("log_children.py")
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1_800_000_000.0
+
+
+class TickingClock:
+    """A fake clock that moves one second per call, so each transaction gets its own timestamp."""
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count()
+
+    def __call__(self) -> float:
+        return T0 + next(self._ticks)
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[Log]:
+    opened = await Log.open(tmp_path / "log.db", synchronous="NORMAL", clock=TickingClock(), watch=False)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+# -- group commit ---------------------------------------------------------------------------------
+
+
+async def test_one_failing_op_in_a_batch_fails_alone(log: Log, tmp_path: Path) -> None:
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(txn: Txn) -> str:
+        entered.set()  # the writer thread is inside the first batch: the rest queue up behind it
+        assert gate.wait(10)
+        return "first"
+
+    first = asyncio.create_task(log.run(hold))
+    await wait_until_async(entered.is_set, timeout=10)
+
+    def op(i: int) -> object:
+        def run(txn: Txn) -> tuple[int, str]:
+            view, _ = ops.submit(txn, Submitted(task_id="t", params={"i": i}))
+            if i == 31:
+                raise ValueError(f"boom {i}")  # after appending: its event must be undone too
+            return i, view.run_id
+
+        return run
+
+    tasks = [asyncio.create_task(log.run(op(i))) for i in range(64)]  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # one loop turn: every task has queued its op behind the held batch
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert await first == "first"
+
+    failed = results[31]
+    assert isinstance(failed, ValueError) and str(failed) == "boom 31"
+    store = EventStore(tmp_path / "log.db")
+    try:
+        runs = load_all_runs(store.conn)
+        for i, result in enumerate(results):
+            if i == 31:
+                continue
+            assert isinstance(result, tuple), result
+            assert result[0] == i  # each caller got its own op's value
+            assert runs[result[1]].params == {"i": i}
+        assert sorted(v.params["i"] for v in runs.values()) == [i for i in range(64) if i != 31]
+        rows = store.conn.execute("SELECT seq, ts FROM events ORDER BY seq").fetchall()
+        assert [seq for seq, _ in rows] == list(range(1, 64))  # the failed op left no hole
+        assert len({ts for _, ts in rows}) == 1, "the 63 ops were not committed as one group"
+        assert audit(store) == []
+    finally:
+        store.close()
+
+
+async def test_concurrent_appends_from_many_tasks_each_get_their_own_result(log: Log) -> None:
+    """No holding: whatever batches the writer forms, every result goes back to its caller."""
+
+    async def submit_and_heartbeat(i: int) -> tuple[int, str]:
+        view, _ = await log.run(lambda txn: ops.submit(txn, Submitted(task_id="t", params={"i": i})))
+        if i % 10 == 0:
+            stale = Heartbeat(fence=999_999, lease_expires_at="x")
+            with pytest.raises(FenceRefused):
+                await log.run(lambda txn: ops.append_run_events(txn, view.run_id, [stale]))
+        return i, view.run_id
+
+    results = await asyncio.gather(*(submit_and_heartbeat(i) for i in range(300)))
+    runs = {v.run_id: v for v in await list_runs(log.reader, limit=10_000)}
+    assert len(runs) == 300
+    for i, run_id in results:
+        assert runs[run_id].params == {"i": i}
+    assert [e.seq for e in await log.read(after=0, limit=1000)] == list(range(1, 301))
+
+
+async def test_own_commits_wake_followers_without_watching_files(log: Log) -> None:
+    log.signal.poll_s = 60.0  # only the writer's commit listener can wake the follower in time
+    seen: list[Envelope] = []
+
+    async def follow() -> None:
+        async for env in log.follow(after=0):
+            seen.append(env)
+
+    task = asyncio.create_task(follow())
+    try:
+        for i in range(5):
+            await log.run(lambda txn, i=i: ops.submit(txn, Submitted(task_id="t", params={"i": i})))
+            await wait_until_async(lambda i=i: len(seen) == i + 1, timeout=5)
+        assert [e.seq for e in seen] == [1, 2, 3, 4, 5]
+    finally:
+        task.cancel()
+
+
+# -- follow across processes ----------------------------------------------------------------------
+
+APPENDS = 150
+
+
+async def _collect(log: Log, want: int, **filters: object) -> list[Envelope]:
+    got: list[Envelope] = []
+
+    async def run() -> None:
+        async for env in log.follow(**{"after": 0, **filters}):  # type: ignore[arg-type]
+            got.append(env)
+            if len(got) == want:
+                return
+
+    await asyncio.wait_for(run(), timeout=60)
+    return got
+
+
+async def test_follow_sees_another_processes_appends_in_order_without_gaps(tmp_path: Path) -> None:
+    db = tmp_path / "follow.db"
+    log = await Log.open(db, synchronous="NORMAL")  # watching the files: the only way to hear the child
+    log.signal.poll_s = 30.0  # so the slow polling fallback cannot be what delivers the events
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(CHILD), "follow_append", str(db), str(APPENDS), "seed"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        claims = APPENDS // 3
+        everything, claimed = await asyncio.gather(
+            _collect(log, APPENDS + claims), _collect(log, claims, types=["claimed"])
+        )
+        out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+        assert proc.returncode == 0, err
+        reported = [int(s) for line in out.splitlines() for s in line.split()]
+
+        assert [e.seq for e in everything] == list(range(1, APPENDS + claims + 1))
+        assert [e.seq for e in everything] == reported
+        assert [e.seq for e in claimed] == [e.seq for e in everything if e.type == "claimed"]
+        # One run's stream only, from the middle of the log.
+        run_id = everything[10].run_id
+        assert run_id is not None
+        expected = [e.seq for e in everything if e.run_id == run_id and e.seq > 5]
+        mine = await _collect(log, len(expected), run_id=run_id, after=5)
+        assert [e.seq for e in mine] == expected
+    finally:
+        await log.close()
