@@ -42,6 +42,7 @@ stop_group() {  # files...: SIGTERM, wait, SIGKILL
         if is_ours "${pids[$i]}" "${comps[$i]}"; then
           echo "${names[$i]} did not stop within ${TIMEOUT_S}s; killing it" >&2
           kill -KILL -- "-${pids[$i]}" 2>/dev/null || kill -KILL "${pids[$i]}" 2>/dev/null
+          [ "${comps[$i]}" = worker ] && forced_worker=1
         fi
       done
       deadline=$((SECONDS + 5))  # SIGKILL cannot be ignored; only wait for the kernel to finish
@@ -58,6 +59,22 @@ stop_group() {  # files...: SIGTERM, wait, SIGKILL
   for i in "${!names[@]}"; do rm -f "$PIDS/${names[$i]}.pid"; done
 }
 
+# A worker killed before it finished draining leaves its runs' processes behind (they live in their
+# own sessions). Find them by the run folder in their environment, which names this home only;
+# the log still shows those runs as running: the reaper fails or retries them on the next start.
+kill_orphaned_runs() {
+  local env_file pid n=0
+  for env_file in /proc/[0-9]*/environ; do
+    pid=${env_file#/proc/}; pid=${pid%/environ}
+    if tr '\0' '\n' < "$env_file" 2>/dev/null | grep -q "^TASKHUB_RUN_DIR=$TASKHUB_HOME/data/runs/"; then
+      kill -KILL "$pid" 2>/dev/null && n=$((n + 1))
+    fi
+  done
+  [ $n -gt 0 ] && echo "killed $n process(es) of unfinished runs; the reaper records them at the next start" >&2
+  return 0
+}
+
+forced_worker=0
 if ! compgen -G "$PIDS/*.pid" >/dev/null; then
   echo "TaskHub is not running in $TASKHUB_HOME (no pid files)"; exit 0
 fi
@@ -65,4 +82,5 @@ fi
 # reap anything a worker left behind until the very end.
 stop_group "$PIDS"/api.pid "$PIDS"/worker-*.pid
 stop_group "$PIDS"/*.pid
+[ $forced_worker = 1 ] && kill_orphaned_runs
 echo "TaskHub stopped"

@@ -158,3 +158,28 @@ def test_a_component_that_cannot_start_is_named_and_the_rest_stopped(clone: Clon
     assert "api failed to start" in result.stderr
     assert not clone.pidfiles()
     assert wait_until(lambda: not clone.processes(), 10, interval=0.1, message="nothing left running") is True
+
+
+def test_stop_timeout_kills_everything_and_the_next_start_reaps(clone: Clone) -> None:
+    slow = {"TASKHUB_STOP_TIMEOUT": "2", "TASKHUB_DRAIN_S": "60"}  # the drain outlasts stop.sh's patience
+    started = clone.script("start.sh", "1", env=slow)
+    assert started.returncode == 0, started.stdout + started.stderr
+    run = json.loads(clone.cli("submit", "sleep", "--param", "seconds=120", "-o", "json").stdout)
+    wait_until(
+        lambda: json.loads(clone.cli("show", run["run_id"], "--json").stdout)["status"] == "running", 60,
+        interval=0.2, message="the run to start",
+    )
+    stopped = clone.script("stop.sh", env=slow)
+    assert stopped.returncode == 0
+    assert "killing it" in stopped.stderr and "unfinished runs" in stopped.stderr
+    assert wait_until(lambda: not clone.processes(), 10, interval=0.1, message="no TaskHub process left") is True
+
+    assert clone.script("start.sh", "1").returncode == 0  # its reaper finds the run's worker gone
+    view = wait_until(
+        lambda: (v := json.loads(clone.cli("show", run["run_id"], "--json").stdout))["status"] == "failed" and v,
+        60, interval=0.2, message="the run to be reaped",
+    )
+    assert view["failure_reason"] == "worker_gone"
+    assert clone.cli("events", "audit").returncode == 0
+    assert clone.script("stop.sh").returncode == 0
+    assert wait_until(lambda: not clone.processes(), 10, interval=0.1, message="no TaskHub process left") is True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.waiting import wait_until
 from tests.integration.test_cli_support import Home, home_at
 
 
@@ -147,18 +148,35 @@ def test_follow_and_wait_exit_with_the_runs_code(home: Home) -> None:
     assert result.returncode == 0 and result.stdout == ""
 
 
+def unique_run_ids(h: Home) -> None:
+    """Start this log's seq (hence its run ids) at a random point. Run processes are found machine-wide
+    by TASKHUB_RUN_ID, so another TaskHub on this machine (a parallel test session) reaping its own
+    `r-1` would kill ours too. (A log that does not start at seq 1 does not audit clean: not for audits.)"""
+    import random
+
+    from taskhub.events.store import EventStore
+
+    store = EventStore(h.db)
+    store.conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (random.randrange(10**9),))
+    store.close()
+
+
 def test_cancel_while_running_ends_follow_with_130(home: Home) -> None:
+    import re
+
+    unique_run_ids(home)
     home.worker()
-    run = submit(home, "sleep", "-p", "seconds=60")
-    run_id = str(run["run_id"])
+    out = home.path / "submit.out"
+    submitter = home.start("submit", "sleep", "-p", "seconds=60", "--follow", stdout=out)
+    found = wait_until(lambda: re.search(r"submitted (r-\d+)", out.read_text()), 30, message="the run id")
+    run_id = found.group(1)
     home.wait_status(run_id, ("running",))
-    out = home.path / "follow.out"
-    follower = home.start("logs", run_id, "-f", stdout=out)
+    logs = home.start("logs", run_id, "-f", stdout=home.path / "logs.out")
     assert json.loads(home.ok("cancel", run_id, "--json"))["status"] in ("cancelling", "cancelled")
-    home.wait_status(run_id, ("cancelled",))
-    assert follower.wait(timeout=30) == 0
-    waited = home.run("submit", "sleep", "-p", "seconds=0", "--wait")  # the worker carries on
-    assert waited.returncode == 0
+    assert submitter.wait(timeout=30) == 130
+    assert logs.wait(timeout=30) == 0
+    assert json.loads(home.ok("show", run_id, "--json"))["status"] == "cancelled"
+    assert home.run("submit", "sleep", "-p", "seconds=0", "--wait").returncode == 0  # the worker carries on
 
 
 def test_doctor(home: Home) -> None:
