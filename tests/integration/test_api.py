@@ -154,7 +154,8 @@ def test_pagination_is_stable_under_concurrent_inserts(client: httpx.Client, api
             if cursor:
                 params["cursor"] = cursor
             # let the other client insert between every two pages
-            wait_until(lambda n=len(seen): len(inserted) > n // 7, 10, message="a concurrent insert")
+            pages = len(seen) // 7
+            wait_until(lambda: len(inserted) > pages, 10, message="a concurrent insert")  # noqa: B023 (called now)
             page = client.get("/api/runs", params=params).json()
             seen += [r["run_id"] for r in page["items"]]
             cursor = page["next_cursor"]
