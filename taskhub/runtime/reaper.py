@@ -93,7 +93,7 @@ class Reaper:
         gap = self.pause.observe(now)
         if gap is not None:
             logger.warning(
-                "reaper.paused gap_s=%.1f: holding lease expiry for %.1fs so workers can renew",
+                "reaper.paused gap_s=%.1f: leases that ran out meanwhile get %.1fs for their workers to renew",
                 gap,
                 self.pause.grace_s,
             )
@@ -104,8 +104,8 @@ class Reaper:
         holders = [workers[w] for w in {r.worker_id for r in runs} if w is not None and w in workers]
         dead = dead_workers(holders, self.host, self.probe)
         starts = await self._starts_since(min((r.fence for r in runs if r.fence is not None), default=None))
-        lease_reaping = self.pause.lease_reaping(now)
-        candidates = select_reaps(runs, starts, dead, now, lease_reaping=lease_reaping)
+        hold = self.pause.active_hold(now)
+        candidates = select_reaps(runs, starts, dead, now, hold=hold)
         started = []
         for candidate in candidates:
             if candidate.run_id in self._inflight:
@@ -115,8 +115,8 @@ class Reaper:
             task.add_done_callback(self._forget)
             started.append(task)
         wake = next_expiry(runs, now)
-        if not lease_reaping and self.pause.hold_until is not None:
-            wake = self.pause.hold_until if wake is None else max(wake, self.pause.hold_until)
+        if hold is not None:  # the spared leases come due when the hold ends
+            wake = hold.until if wake is None else min(wake, hold.until)
         self._wake_at = wake
         return started
 

@@ -93,21 +93,21 @@ def select_reaps(
     dead: frozenset[str],
     now: float,
     *,
-    lease_reaping: bool = True,
+    hold: LeaseHold | None = None,
 ) -> list[Candidate]:
     """The active runs to reap now, oldest claim first; each run at most once, `worker_gone` first.
 
-    `starts` is `latest_starts` of the log; `dead` is `dead_workers` of the host. `lease_reaping=False`
-    (right after a pause of the reaper) keeps only the fact-based reason.
+    `starts` is `latest_starts` of the log; `dead` is `dead_workers` of the host; `hold` (right
+    after a pause of the reaper) spares the leases that ran out during the pause, not dead workers.
     """
     out: list[Candidate] = []
     for run in sorted(runs, key=lambda r: r.fence or 0):
         if run.status not in t.ACTIVE or run.fence is None:
             continue
         reason = gone_reason(run, starts, dead)
-        if reason is None and lease_reaping:
+        if reason is None:
             deadline = lease_deadline(run)
-            if deadline is not None and deadline < now:
+            if deadline is not None and deadline < now and not (hold is not None and hold.covers(deadline, now)):
                 reason = LEASE_EXPIRED
         if reason is not None:
             out.append(Candidate(run, reason))
@@ -133,21 +133,35 @@ def next_expiry(runs: Iterable[RunView], now: float) -> float | None:
     return min(future, default=None)
 
 
+@dataclass(frozen=True)
+class LeaseHold:
+    """After a pause of the reaper from `since` to its end: leases that ran out during it (deadline
+    at or after `since`) are not reaped before `until`. Leases that had run out before the pause
+    are not covered, so a stall repeated tick after tick delays a lease reap by one gap, never for
+    ever."""
+
+    since: float
+    until: float
+
+    def covers(self, deadline: float, now: float) -> bool:
+        return deadline >= self.since and now < self.until
+
+
 class PauseDetector:
     """Notices that the reaper itself was not running (a suspended machine, a SIGSTOP, a stall).
 
-    A gap between two ticks above `2 x interval + 1 s` is a pause. Every worker was paused with
-    it, probably, and had no chance to renew its lease: lease reaping is held off for `grace_s`
-    (one heartbeat period) so that a resumed machine does not fail healthy runs. The time compared
-    is the wall clock of the ticks, which keeps running while a machine is suspended (the
-    monotonic clock does not).
+    A gap between two ticks above `2 x interval + 1 s` is a pause. The workers were probably paused
+    with it and had no chance to renew: leases that ran out during the pause get `grace_s` (one
+    heartbeat period) from its end before they are reaped, so a resumed machine does not fail
+    healthy runs. The time compared is the wall clock of the ticks, which keeps running while a
+    machine is suspended (the monotonic clock does not).
     """
 
     def __init__(self, interval_s: float, grace_s: float) -> None:
         self.threshold_s = 2 * interval_s + 1.0
         self.grace_s = grace_s
         self._last: float | None = None
-        self.hold_until: float | None = None
+        self.hold: LeaseHold | None = None
 
     def observe(self, now: float) -> float | None:
         """Record a tick at `now`; returns the gap if this tick ends a pause, else None."""
@@ -156,9 +170,9 @@ class PauseDetector:
             return None
         gap = now - last
         if gap > self.threshold_s:
-            self.hold_until = now + self.grace_s
+            self.hold = LeaseHold(since=last, until=now + self.grace_s)
             return gap
         return None
 
-    def lease_reaping(self, now: float) -> bool:
-        return self.hold_until is None or now >= self.hold_until
+    def active_hold(self, now: float) -> LeaseHold | None:
+        return self.hold if self.hold is not None and now < self.hold.until else None

@@ -20,6 +20,7 @@ from taskhub.projections.state import State, fold
 from taskhub.runtime.reaper_decide import (
     LEASE_EXPIRED,
     WORKER_GONE,
+    LeaseHold,
     PauseDetector,
     claimed_before_restart,
     dead_workers,
@@ -164,15 +165,19 @@ def test_finished_runs_are_never_selected() -> None:
     assert select_reaps(list(s.runs.values()), h.starts(), frozenset({"w1"}), T0 + 100) == []
 
 
-def test_lease_reaping_off_keeps_only_dead_workers() -> None:
+def test_hold_spares_leases_that_ran_out_in_the_pause_but_not_dead_workers() -> None:
     h = History()
     h.worker("w1", T0)
     h.worker("w2", T0, pid=200)
+    h.run("r-old", "w1", T0 - 10)  # its lease ran out before the pause: no excuse
     h.run("r-a", "w1", T0)
     h.run("r-b", "w2", T0)
     s = h.state()
-    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset({"w2"}), T0 + 10, lease_reaping=False)
-    assert [(c.run_id, c.reason) for c in picked] == [("r-b", WORKER_GONE)]
+    hold = LeaseHold(since=T0 + 1, until=T0 + 11)
+    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset({"w2"}), T0 + 10, hold=hold)
+    assert [(c.run_id, c.reason) for c in picked] == [("r-old", LEASE_EXPIRED), ("r-b", WORKER_GONE)]
+    picked = select_reaps(list(s.runs.values()), h.starts(), frozenset(), T0 + 11, hold=hold)
+    assert [c.run_id for c in picked] == ["r-old", "r-a", "r-b"]
 
 
 def test_still_due_rejects_a_moved_run() -> None:
@@ -198,13 +203,27 @@ def test_next_expiry_is_the_earliest_future_deadline() -> None:
     assert next_expiry(runs, T0 + 10) is None
 
 
-def test_pause_detector_holds_lease_reaping_for_the_grace_period() -> None:
+def test_pause_detector_holds_leases_for_the_grace_period() -> None:
     pause = PauseDetector(interval_s=0.5, grace_s=1.0)
     assert pause.observe(T0) is None
     assert pause.observe(T0 + 0.5) is None
     assert pause.observe(T0 + 2.0) is None  # 1.5 s: under 2 x 0.5 + 1
-    assert pause.lease_reaping(T0 + 2.0)
+    assert pause.active_hold(T0 + 2.0) is None
     assert pause.observe(T0 + 30) == 28.0
-    assert not pause.lease_reaping(T0 + 30.5)
-    assert pause.lease_reaping(T0 + 31.0)
+    assert pause.active_hold(T0 + 30.5) == LeaseHold(since=T0 + 2.0, until=T0 + 31.0)
+    assert pause.active_hold(T0 + 31.0) is None
     assert pause.observe(T0 + 29) is None  # the wall clock stepped back: not a pause
+
+
+def test_stalls_tick_after_tick_delay_a_lease_reap_by_one_gap_only() -> None:
+    h = History()
+    h.run("r-a", "w1", T0 - LEASE_S + 1)  # the lease runs out at T0 + 1
+    runs = list(h.state().runs.values())
+    pause = PauseDetector(interval_s=0.5, grace_s=1.5)
+    reaped_at = None
+    for tick in (T0, T0 + 2.5, T0 + 5.0, T0 + 7.5):  # every gap is a "pause"
+        pause.observe(tick)
+        if select_reaps(runs, {}, frozenset(), tick, hold=pause.active_hold(tick)):
+            reaped_at = tick
+            break
+    assert reaped_at == T0 + 5.0
