@@ -104,7 +104,8 @@ async function main() {
 
   let longId = null;
   await step("a running long_task's log receives new lines live", async () => {
-    longId = await submitViaForm(page, "long_task", { steps: 20, delay: 0.5 });
+    // 40 × 0.5 s: long enough to still be running when cancelled on a loaded machine.
+    longId = await submitViaForm(page, "long_task", { steps: 40, delay: 0.5 });
     await waitStatus(page, ["running"]);
     const lines = () => page.getByTestId("log-view").getAttribute("data-lines").then(Number);
     await page.waitForFunction(() => Number(document.querySelector("[data-testid=log-view]")?.getAttribute("data-lines")) >= 2, null, { timeout: T.run });
@@ -119,7 +120,8 @@ async function main() {
     const s = await waitStatus(page, ["running", "cancelling", "cancelled", "succeeded"]);
     if (s !== "running") throw new Error(`long_task was ${s}, not running, before cancel`);
     await page.getByRole("button", { name: "Cancel" }).click();
-    await waitStatus(page, ["cancelled"], T.run);
+    const end = await waitStatus(page, ["cancelled", "succeeded", "failed"], T.run);
+    if (end !== "cancelled") throw new Error(`run ended ${end}, not cancelled`);
     await shot(page, "07-run-cancelled");
   });
 
