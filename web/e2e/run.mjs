@@ -11,7 +11,8 @@ const BASE = (process.env.TASKHUB_URL ?? "http://127.0.0.1:8000").replace(/\/$/,
 const OUT = path.resolve(process.env.TASKHUB_SCREENSHOTS ?? path.join(path.dirname(fileURLToPath(import.meta.url)), "../test-output"));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const TOKEN = process.env.TASKHUB_TOKEN ?? "";
-const T = { short: 15_000, run: 60_000 };
+// Deadlines, not sleeps: generous because CI machines can be heavily loaded.
+const T = { short: 30_000, run: 90_000 };
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 const results = [];
