@@ -13,6 +13,7 @@ if ! [[ "$N" =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: bin/start.sh [N]   (N = number of workers, at least 1; got '$N')" >&2; exit 2
 fi
 export TASKHUB_HOME="${TASKHUB_HOME:-$TASKHUB_SRC}"
+[ -d "$TASKHUB_HOME" ] || { echo "error: TASKHUB_HOME=$TASKHUB_HOME is not a folder; create it (with a tasks/ folder) or unset it" >&2; exit 1; }
 TASKHUB_HOME="$(cd "$TASKHUB_HOME" && pwd)"
 HOST="${TASKHUB_HOST:-127.0.0.1}"
 PORT="${TASKHUB_PORT:-8000}"
