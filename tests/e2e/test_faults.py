@@ -24,9 +24,11 @@ from tests.e2e.conftest import REPO, Hub, Service
 from tests.helpers.waiting import wait_until
 
 LEASE_S = 3.0
+# For waits whose duration is not what a test checks: generous, since the machine may be busy.
+SLACK_S = 30.0
 
 
-def tree_pids(hub: Hub, run_id: str, count: int = 3, timeout: float = 15) -> list[int]:
+def tree_pids(hub: Hub, run_id: str, count: int = 3, timeout: float = 60) -> list[int]:
     """The pids the orphan_tree task wrote, once all of them have."""
     path = hub.home / "data" / "runs" / run_id / "pids"
 
@@ -76,21 +78,21 @@ def test_1_kill9_worker_fast_path_kills_setsid_grandchild_within_3s(hub: Hub) ->
     hub.assert_clean()
 
 
-def test_1_kill9_worker_without_reaper_then_reaper_within_lease_plus_5s(hub: Hub) -> None:
+def test_1_kill9_worker_while_no_reaper_runs_is_reaped_once_one_starts(hub: Hub) -> None:
     worker = hub.worker("w1")
     [run_id] = hub.submit("orphan_tree")
     pids = tree_pids(hub, run_id)
 
     worker.kill9()
-    killed_at = time.monotonic()
     # Nobody is watching until the lease has run out: the orphans keep running meanwhile.
-    wait_until(lambda: time.time() > _lease_deadline(hub.run(run_id)), timeout=LEASE_S + 2)
+    wait_until(lambda: time.time() > _lease_deadline(hub.run(run_id)), timeout=SLACK_S)
     assert not none_alive(pids)
     hub.reaper()
-    view = hub.wait_status(run_id, "failed", timeout=LEASE_S + 5)
-    wait_until(lambda: none_alive(pids), timeout=LEASE_S + 5)
+    ready = time.monotonic()
+    view = hub.wait_status(run_id, "failed", timeout=5)
+    wait_until(lambda: none_alive(pids), timeout=5)
 
-    assert time.monotonic() - killed_at < LEASE_S + 5
+    assert time.monotonic() - ready < 5
     assert view.status == "failed" and len(reaped(hub, run_id)) == 1
     hub.assert_clean()
 
@@ -112,17 +114,20 @@ def test_2_stopped_worker_is_reaped_and_carries_on_after_sigcont(hub: Hub) -> No
     pids = tree_pids(hub, run_id)
 
     worker.signal(signal.SIGSTOP)
+    stopped = time.monotonic()
     try:
+        # SPEC section 11: every process of the run is gone within lease + 5 s.
         view = hub.wait_status(run_id, "failed", timeout=LEASE_S + 5)
         assert view.failure_reason == "lease_expired"  # a stopped worker is alive: only its lease can tell
-        wait_until(lambda: none_alive(pids), timeout=5)
+        wait_until(lambda: none_alive(pids), timeout=LEASE_S + 5)
+        assert time.monotonic() - stopped < LEASE_S + 5
     finally:
         worker.signal(signal.SIGCONT)
 
     # The resumed worker learns it was fenced out (its report is refused) and records nothing else.
-    wait_until(lambda: hub.events(run_id, ["refused"]), timeout=10, message="the worker's refused report")
+    wait_until(lambda: hub.events(run_id, ["refused"]), timeout=SLACK_S, message="the worker's refused report")
     [next_run] = hub.submit("sleep", {"seconds": 0.2})
-    done = hub.wait_status(next_run, "succeeded", timeout=15)
+    done = hub.wait_status(next_run, "succeeded", timeout=SLACK_S)
     assert done.worker_id == "w1"
     assert terminal_events(hub, run_id) == ["reaped"]
     assert worker.alive()
@@ -137,21 +142,21 @@ def test_3_task_finishes_while_worker_stopped(hub: Hub, resume: str) -> None:
     worker = hub.worker("w1")
     hub.reaper()
     [run_id] = hub.submit("sleep", {"seconds": 0.5})
-    view = hub.wait_status(run_id, "running", timeout=10)
+    view = hub.wait_status(run_id, "running", timeout=SLACK_S)
     assert view.pid is not None
     task_pid = view.pid
 
     worker.signal(signal.SIGSTOP)
     try:
         # The task exits; its stopped parent cannot wait for it, so it stays a zombie.
-        wait_until(lambda: _status(task_pid) in (psutil.STATUS_ZOMBIE, None), timeout=10)
+        wait_until(lambda: _status(task_pid) in (psutil.STATUS_ZOMBIE, None), timeout=SLACK_S)
         if resume == "after_reap":
-            hub.wait_status(run_id, "failed", timeout=LEASE_S + 5)
+            hub.wait_status(run_id, "failed", timeout=SLACK_S)
     finally:
         worker.signal(signal.SIGCONT)
 
-    final = hub.wait_status(run_id, *t.TERMINAL, timeout=LEASE_S + 5)
-    wait_until(lambda: _status(task_pid) is None, timeout=10, message="the zombie to be waited for")
+    final = hub.wait_status(run_id, *t.TERMINAL, timeout=SLACK_S)
+    wait_until(lambda: _status(task_pid) is None, timeout=SLACK_S, message="the zombie to be waited for")
     assert len(terminal_events(hub, run_id)) == 1
     if resume == "after_reap":
         assert final.status == "failed" and reaped(hub, run_id) == ["lease_expired"]
@@ -170,19 +175,19 @@ def _status(pid: int) -> str | None:
 
 def test_4_reaper_killed_mid_sweep_restarts_without_double_reap(hub: Hub) -> None:
     worker = hub.worker("w1", concurrency=4)
-    # A long grace and tasks that ignore SIGTERM: each reap is in its grace period for 5 s.
-    first = hub.reaper(env={"TASKHUB_KILL_GRACE_S": "5"})
+    # A long grace and tasks that ignore SIGTERM: each reap is in its grace period for 15 s.
+    first = hub.reaper(env={"TASKHUB_KILL_GRACE_S": "15"})
     run_ids = hub.submit("orphan_tree", {"ignore_term": True}, n=4)
     pids = [p for r in run_ids for p in tree_pids(hub, r)]
 
     worker.kill9()
-    wait_until(lambda: any(_term_noted(hub, r) for r in run_ids), timeout=5, message="the reaper's SIGTERM")
+    wait_until(lambda: any(_term_noted(hub, r) for r in run_ids), timeout=10, message="the reaper's SIGTERM")
     first.kill9()  # mid-sweep: the trees are being killed, no `reaped` is written yet
     assert not none_alive(pids)
 
     hub.reaper(name="reaper-2")
-    hub.wait_terminal(run_ids, timeout=15)
-    wait_until(lambda: none_alive(pids), timeout=10)
+    hub.wait_terminal(run_ids, timeout=SLACK_S)
+    wait_until(lambda: none_alive(pids), timeout=SLACK_S)
     for run_id in run_ids:
         assert len(reaped(hub, run_id)) == 1, run_id
         assert hub.run(run_id).status == "failed"
@@ -205,7 +210,7 @@ def test_5_two_reapers_over_50_expired_runs(hub: Hub) -> None:
 
     worker.signal(signal.SIGSTOP)  # alive but silent: the leases run out
     try:
-        hub.wait_terminal(run_ids, timeout=LEASE_S + 15)
+        hub.wait_terminal(run_ids, timeout=SLACK_S)
     finally:
         worker.kill9()
 
@@ -235,9 +240,9 @@ def test_6_reused_pid_is_not_signalled(hub: Hub, tmp_path: Path) -> None:
         finally:
             store.close()
 
-        view = hub.wait_status(run_id, "failed", timeout=LEASE_S + 5)
+        view = hub.wait_status(run_id, "failed", timeout=SLACK_S)
         expected = f"pid {stranger.pid} is no longer run {run_id}'s process (create time differs); not signalling"
-        wait_until(lambda: expected in reaper.output(), timeout=5, message="the reaper's warning")
+        wait_until(lambda: expected in reaper.output(), timeout=SLACK_S, message="the reaper's warning")
         assert view.failure_reason == "lease_expired"
         [event] = hub.events(run_id, ["reaped"])
         assert isinstance(event.data, Reaped) and event.data.killed_pids == []
