@@ -38,9 +38,14 @@ def run_row(view: RunView) -> tuple[object, ...]:
 
 
 def save_runs(conn: sqlite3.Connection, views: Iterable[RunView]) -> None:
+    # An upsert, not INSERT OR REPLACE: REPLACE deletes and re-inserts, rewriting every index entry
+    # of the row, while an UPDATE touches only the indexes whose columns changed.
     conn.executemany(
-        "INSERT OR REPLACE INTO runs (run_id, num, task_id, status, priority, not_before, lease_expires,"
-        " worker_id, fence, idempotency_key, last_seq, view) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO runs (run_id, num, task_id, status, priority, not_before, lease_expires,"
+        " worker_id, fence, idempotency_key, last_seq, view) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, not_before = excluded.not_before,"
+        " lease_expires = excluded.lease_expires, worker_id = excluded.worker_id, fence = excluded.fence,"
+        " last_seq = excluded.last_seq, view = excluded.view",
         [run_row(v) for v in views],
     )
 

@@ -16,8 +16,10 @@ from taskhub.runtime.output_parser import (
     ResultOut,
     parse_line,
 )
+from taskhub.runtime.run_files import CUT_MARKER_HEAD
 
 READ_CHUNK = 1 << 20
+CUT_WINDOW = 4 << 20  # how far back from the end to look for the cut marker after a cut
 
 
 class OutputTail:
@@ -42,8 +44,9 @@ class OutputTail:
         if fd >= 0:
             try:
                 size = os.fstat(fd).st_size
-                if size < self.offset:  # the log cap cut the file under us
-                    self.offset = size
+                if size < self.offset:  # the log cap cut the file under us: go on after its marker
+                    self.offset = _after_cut(fd, size)
+                    self.splitter = LineSplitter(prefix=PREFIX)
                 while self.offset < size:
                     chunk = os.pread(fd, min(READ_CHUNK, size - self.offset), self.offset)
                     if not chunk:
@@ -75,6 +78,17 @@ class OutputTail:
 
     def _progress(self, p: ProgressOut) -> Progress:
         return Progress(fence=self.fence, pct=p.pct, message=p.message, extra=p.extra)
+
+
+def _after_cut(fd: int, size: int) -> int:
+    """Where the output written since the last cut begins: just after the newest cut marker."""
+    start = max(0, size - CUT_WINDOW)
+    window = os.pread(fd, size - start, start)
+    found = window.rfind(CUT_MARKER_HEAD)
+    if found < 0:
+        return size
+    end = window.find(b"\n", found)
+    return start + (end + 1 if end >= 0 else len(window))
 
 
 def _size(path: Path) -> int:

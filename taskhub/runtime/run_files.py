@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 STREAMS = ("stdout", "stderr")
-CAP_MARKER = b"\n=== taskhub: log cut here: the run wrote more than the cap of %d bytes ===\n"
+CUT_MARKER_HEAD = b"=== taskhub: log cut here"
+CAP_MARKER = b"\n" + CUT_MARKER_HEAD + b": the run wrote more than the cap of %d bytes ===\n"
 
 
 def attempt_marker(attempt: int) -> bytes:
