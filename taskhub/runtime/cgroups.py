@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -58,11 +59,11 @@ class RunCgroup:
     path: Path
 
     @classmethod
-    def create(cls, run_id: str) -> RunCgroup | None:
+    def create(cls, run_id: str, runs_dir: Path | None = None) -> RunCgroup | None:
         base = _cgroup_base()
         if base is None or not _valid_name(run_id):
             return None
-        path = base / run_id
+        path = base / cgroup_name(run_id, runs_dir)
         try:
             path.mkdir(exist_ok=True)
         except OSError as exc:
@@ -71,12 +72,12 @@ class RunCgroup:
         return cls(path)
 
     @classmethod
-    def open(cls, run_id: str) -> RunCgroup | None:
+    def open(cls, run_id: str, runs_dir: Path | None = None) -> RunCgroup | None:
         """The run's existing cgroup, or None."""
         base = _cgroup_base()
         if base is None or not _valid_name(run_id):
             return None
-        path = base / run_id
+        path = base / cgroup_name(run_id, runs_dir)
         return cls(path) if path.is_dir() else None
 
     def add(self, pid: int) -> bool:
@@ -119,6 +120,13 @@ class RunCgroup:
         except OSError as exc:
             _log_once(f"cgroup.{name}", "cgroup.error action=write file=%s error=%s", self.path / name, exc)
             return False
+
+
+def cgroup_name(run_id: str, runs_dir: Path | None) -> str:
+    """Run ids repeat across TaskHub homes: a home's runs get its own suffix on this machine."""
+    if runs_dir is None:
+        return run_id
+    return f"{run_id}-{hashlib.sha256(str(runs_dir).encode()).hexdigest()[:12]}"
 
 
 def _valid_name(run_id: str) -> bool:

@@ -20,6 +20,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import psutil
 
@@ -35,6 +36,7 @@ KILL_SETTLE_S = 2.0  # after SIGKILL, how long to wait for the processes to vani
 TREE_SETTLE_S = 5.0  # after the grace period, how long to keep rescanning for stragglers
 
 RUN_ID_ENV = "TASKHUB_RUN_ID"
+RUN_DIR_ENV = "TASKHUB_RUN_DIR"
 
 
 # --- process groups -------------------------------------------------------------------------------
@@ -130,8 +132,12 @@ def _is_zombie(pid: int) -> bool:
 # --- the environment scan -------------------------------------------------------------------------
 
 
-def find_run_processes(run_id: str) -> list[psutil.Process]:
+def find_run_processes(run_id: str, runs_dir: Path | None = None) -> list[psutil.Process]:
     """Every live process whose environment has `TASKHUB_RUN_ID=<run_id>`, except us and our ancestors.
+
+    Run ids are unique only within one database: with `runs_dir` (the home's `data/runs`), a process
+    must also carry `TASKHUB_RUN_DIR=<runs_dir>/<run_id>`, so another TaskHub home's run `r-5` on
+    the same machine is never touched.
 
     One pass over /proc. Reading each `/proc/<pid>/environ` is the cost, so the raw bytes are
     searched first (~4x faster than psutil parsing every environment) and only candidates are
@@ -140,6 +146,7 @@ def find_run_processes(run_id: str) -> list[psutil.Process]:
     not root) are skipped.
     """
     needle = f"{RUN_ID_ENV}={run_id}\0".encode()
+    want_dir = None if runs_dir is None else str(runs_dir / run_id)
     protected = _protected_pids()
     found = []
     for pid in psutil.pids():
@@ -154,7 +161,8 @@ def find_run_processes(run_id: str) -> list[psutil.Process]:
             continue
         try:
             proc = psutil.Process(pid)  # captures the create time: the identity we check later
-            if proc.environ().get(RUN_ID_ENV) == run_id:
+            env = proc.environ()
+            if env.get(RUN_ID_ENV) == run_id and (want_dir is None or env.get(RUN_DIR_ENV) == want_dir):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess is a NoSuchProcess
             continue
@@ -189,9 +197,13 @@ async def kill_run_tree(
     leader: ProcessIdentity | None,
     grace_s: float,
     *,
+    runs_dir: Path | None = None,
     clock: Clock = time.monotonic,
 ) -> list[int]:
     """Stop everything that belongs to a run; returns every pid signalled, sorted.
+
+    `runs_dir` scopes the environment scan and the cgroup to one TaskHub home (see
+    find_run_processes); without it, any process carrying the run id counts.
 
     SIGTERM goes at once to the process group (identity-checked against `leader`), to every
     process found by the environment scan and to the run's cgroup members (each identity-checked
@@ -199,13 +211,13 @@ async def kill_run_tree(
     get SIGKILL (and the cgroup `cgroup.kill`); the scan repeats until nothing is left or
     TREE_SETTLE_S passes. The scans read all of /proc, so they run in a thread.
     """
-    cgroup = RunCgroup.open(run_id)
+    cgroup = RunCgroup.open(run_id, runs_dir)
     group = None
     if pgid is not None:
         group = asyncio.ensure_future(terminate_group(pgid, leader, grace_s, clock=clock))
     killed: set[int] = set()
     try:
-        targets = await _find_targets(run_id, cgroup)
+        targets = await _find_targets(run_id, runs_dir, cgroup)
         killed.update(_signal_each(targets, signal.SIGTERM))
         await _wait(lambda: not any(t.matches() for t in targets), grace_s, clock)
         if group is not None:
@@ -218,7 +230,7 @@ async def kill_run_tree(
     while True:
         if cgroup is not None:
             cgroup.kill()
-        targets = await _find_targets(run_id, cgroup)
+        targets = await _find_targets(run_id, runs_dir, cgroup)
         if not targets:
             break
         killed.update(_signal_each(targets, signal.SIGKILL))
@@ -234,8 +246,8 @@ async def kill_run_tree(
     return sorted(killed)
 
 
-async def _find_targets(run_id: str, cgroup: RunCgroup | None) -> list[ProcessIdentity]:
-    procs = await asyncio.to_thread(find_run_processes, run_id)
+async def _find_targets(run_id: str, runs_dir: Path | None, cgroup: RunCgroup | None) -> list[ProcessIdentity]:
+    procs = await asyncio.to_thread(find_run_processes, run_id, runs_dir)
     targets = {p.pid: ProcessIdentity(p.pid, p.create_time()) for p in procs}
     if cgroup is not None:
         protected = _protected_pids()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import signal
@@ -61,7 +62,7 @@ class Reaper:
         clock: Clock = system_clock,
         host: str | None = None,
         probe: WorkerProbe = worker_alive,
-        kill: KillTree = killing.kill_run_tree,
+        kill: KillTree | None = None,
         rng: Callable[[], float] = random.random,
         pause_grace_s: float | None = None,
     ) -> None:
@@ -71,7 +72,8 @@ class Reaper:
         self.clock = clock
         self.host = host or socket.gethostname()
         self.probe = probe
-        self.kill = kill
+        # Scoped to this home: another home's run with the same id is never touched.
+        self.kill = kill or functools.partial(killing.kill_run_tree, runs_dir=settings.runs_dir)
         self.rng = rng
         # One heartbeat period for workers to renew after a pause, plus a tick for the renewal to land.
         grace = settings.heartbeat_s + interval_s if pause_grace_s is None else pause_grace_s

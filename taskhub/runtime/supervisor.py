@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from taskhub.errors import FenceRefused, IllegalTransition, StoreError, TaskHubError
@@ -126,7 +127,7 @@ class RunSupervisor:
             await self._spawn_failed(str(exc), stderr_path)
             return
         self.spawned = spawned
-        cgroup = await asyncio.to_thread(_contain, self.run_id, spawned.pid)
+        cgroup = await asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid)
         started_mono = time.monotonic()
         started = Started(fence=self.fence, pid=spawned.pid, pgid=spawned.pgid, create_time=spawned.create_time,
                           host=self.ctx.host, argv=argv)
@@ -185,7 +186,7 @@ class RunSupervisor:
         spawned = self.spawned
         identity = ProcessIdentity(spawned.pid, spawned.create_time) if spawned else None
         return await kill_run_tree(self.run_id, spawned.pgid if spawned else None, identity,
-                                   self.ctx.settings.kill_grace_s)
+                                   self.ctx.settings.kill_grace_s, runs_dir=self.ctx.settings.runs_dir)
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -264,9 +265,9 @@ def _kill_group_leftovers(pgid: int) -> None:
         pass
 
 
-def _contain(run_id: str, pid: int) -> RunCgroup | None:
+def _contain(run_id: str, runs_dir: Path, pid: int) -> RunCgroup | None:
     """Put the run in its own cgroup when the machine allows: then nothing it forks can escape."""
-    cgroup = RunCgroup.create(run_id)
+    cgroup = RunCgroup.create(run_id, runs_dir)
     if cgroup is not None and not cgroup.add(pid):
         cgroup.remove()
         return None

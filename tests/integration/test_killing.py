@@ -311,3 +311,27 @@ def _exe(pid: int) -> str:
         return os.path.realpath(f"/proc/{pid}/exe")
     except OSError:
         return ""
+
+
+async def test_kill_run_tree_scoped_to_one_home_spares_the_same_run_id_elsewhere(tmp_path: Path) -> None:
+    """Run ids repeat across TaskHub homes: a home's kill must never reach another home's `r-1`."""
+    import subprocess
+    import uuid
+
+    run_id = f"r-{uuid.uuid4().hex[:8]}"
+    mine, theirs = tmp_path / "mine" / "runs", tmp_path / "theirs" / "runs"
+    procs = []
+    for runs_dir in (mine, theirs):
+        env = {**os.environ, "TASKHUB_RUN_ID": run_id, "TASKHUB_RUN_DIR": str(runs_dir / run_id)}
+        procs.append(subprocess.Popen(["sleep", "60"], env=env, start_new_session=True))
+    try:
+        wait_until(lambda: len(find_run_processes(run_id)) == 2, timeout=10)
+        killed = await kill_run_tree(run_id, None, None, grace_s=1.0, runs_dir=mine)
+        assert killed == [procs[0].pid]
+        assert procs[0].wait(timeout=5) is not None
+        assert procs[1].poll() is None, "the other home's process must survive"
+        assert [p.pid for p in find_run_processes(run_id, theirs)] == [procs[1].pid]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=5)

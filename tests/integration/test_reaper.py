@@ -60,13 +60,15 @@ class FakeClock:
 class Procs:
     """Every process a test starts, and every run id it used: all killed at teardown."""
 
-    def __init__(self) -> None:
+    def __init__(self, runs_dir: Path) -> None:
+        self.runs_dir = runs_dir
         self.popens: list[subprocess.Popen[bytes]] = []
         self.run_ids: set[str] = set()
 
     def task(self, run_id: str, tree: bool = False) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-c", TREE_SCRIPT] if tree else ["sleep", "600"]
-        env = {**os.environ, "TASKHUB_RUN_ID": run_id}
+        # What the worker sets (SPEC section 2): the reaper scopes its scan to this home's run dirs.
+        env = {**os.environ, "TASKHUB_RUN_ID": run_id, "TASKHUB_RUN_DIR": str(self.runs_dir / run_id)}
         return self.start(argv, env, run_id)
 
     def start(
@@ -91,8 +93,8 @@ class Procs:
 
 
 @pytest.fixture
-def procs() -> Iterator[Procs]:
-    p = Procs()
+def procs(settings: Settings) -> Iterator[Procs]:
+    p = Procs(settings.runs_dir)
     yield p
     p.cleanup()
 
