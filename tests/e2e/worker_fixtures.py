@@ -279,17 +279,21 @@ class WorkerProcess:
         return self.proc.wait(timeout)
 
     def stop(self, check: bool = True) -> int:
-        """SIGTERM twice (the second skips the drain), then SIGKILL if it does not go."""
+        """SIGTERM, and again (the second skips the drain), then SIGKILL if it does not go.
+
+        The repeats are spaced: two SIGTERMs sent back to back may reach the process as one (the
+        kernel does not queue a standard signal that is already pending).
+        """
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(0.5)
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                if check:
-                    raise AssertionError(f"worker {self.worker_id} ignored SIGTERM:\n{self.output()}") from None
+            self.proc.kill()
+            self.proc.wait()
+            if check:
+                raise AssertionError(f"worker {self.worker_id} ignored SIGTERM:\n{self.output()}")
         self._log.close()
         return self.proc.returncode
 
