@@ -10,7 +10,7 @@ from taskhub.events.store import GENESIS_HASH, EventStore, chain_hash
 from taskhub.events.types import FENCED_TYPES, Claimed, Envelope, Exited, Reaped, Submitted
 from taskhub.projections import transitions as t
 from taskhub.projections.runs import apply_run
-from taskhub.projections.state import State, fold
+from taskhub.projections.state import State, fold, gc_paused
 from taskhub.projections.tables import load_all_runs, load_all_workers
 
 Progress = Callable[[int, int], None]
@@ -89,11 +89,12 @@ def audit(store: EventStore, progress: Progress | None = None) -> list[Violation
     violations = check_chain(store)
     checker = _Invariants()
     total = store.last_seq()
-    for n, env in enumerate(store.iter_all(), 1):
-        checker.check(env)
-        fold((env,), checker.state)
-        if progress is not None and n % 50_000 == 0:
-            progress(n, total)
+    with gc_paused():
+        for n, env in enumerate(store.iter_all(), 1):
+            checker.check(env)
+            fold((env,), checker.state)
+            if progress is not None and n % 50_000 == 0:
+                progress(n, total)
     violations += checker.violations
     violations += compare_tables(store, checker.state)
     return violations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import msgspec
 
@@ -23,19 +25,38 @@ def fold(events: Iterable[Envelope], state: State | None = None) -> State:
     state = state if state is not None else State()
     runs, workers = state.runs, state.workers
     last = state.last_seq
-    for env in events:
-        run_id = env.run_id
-        if run_id is not None:
-            view = apply_run(runs.get(run_id), env)
-            if view is not None:
-                runs[run_id] = view
-        elif env.worker_id is not None:
-            wview = apply_worker(workers.get(env.worker_id), env)
-            if wview is not None:
-                workers[env.worker_id] = wview
-        last = env.seq
+    was_enabled = gc.isenabled()
+    gc.disable()  # see gc_paused(); inline because audit folds one event per call
+    try:
+        for env in events:
+            run_id = env.run_id
+            if run_id is not None:
+                view = apply_run(runs.get(run_id), env)
+                if view is not None:
+                    runs[run_id] = view
+            elif env.worker_id is not None:
+                wview = apply_worker(workers.get(env.worker_id), env)
+                if wview is not None:
+                    workers[env.worker_id] = wview
+            last = env.seq
+    finally:
+        if was_enabled:
+            gc.enable()
     state.last_seq = last
     return state
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """A fold allocates many long-lived objects and no reference cycles: left on, the cyclic GC rescans
+    the growing state again and again (replaying 1M events took 1.3-1.6x as long)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def queue_of(runs: Iterable[RunView]) -> list[RunView]:
