@@ -78,6 +78,11 @@ class RunView(msgspec.Struct, frozen=True):
 
 
 _replace = msgspec.structs.replace
+# What a new claim clears of the previous attempt.
+_ATTEMPT_RESET: dict[str, Any] = dict.fromkeys(
+    ("started_at", "finished_at", "pid", "pgid", "create_time", "argv", "exit_code", "signal", "outcome",
+     "failure_reason", "error", "progress"),
+)  # fmt: skip
 
 
 def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
@@ -92,6 +97,8 @@ def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
     seq = env.seq
     match event:
         case Claimed():
+            if view.attempt:  # a retry: forget the previous attempt (a first claim has nothing to forget)
+                view = _replace(view, **_ATTEMPT_RESET)
             return _replace(
                 view,
                 status=t.CLAIMED,
@@ -100,18 +107,6 @@ def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
                 worker_id=env.worker_id,
                 claimed_at=env.ts,
                 lease_expires_at=event.lease_expires_at,
-                started_at=None,
-                finished_at=None,
-                pid=None,
-                pgid=None,
-                create_time=None,
-                argv=None,
-                exit_code=None,
-                signal=None,
-                outcome=None,
-                failure_reason=None,
-                error=None,
-                progress=None,
                 last_seq=seq,
             )
         case Started():

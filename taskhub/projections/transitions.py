@@ -45,8 +45,11 @@ def allowed(status: str | None, event_type: str) -> bool:
     return event_type in ANNOTATIONS or (status, event_type) in TRANSITIONS
 
 
+_EXIT_STATUS = {"succeeded": SUCCEEDED, "cancelled": CANCELLED}
+
+
 def exit_status(outcome: str) -> str:
-    return {"succeeded": SUCCEEDED, "cancelled": CANCELLED}.get(outcome, FAILED)
+    return _EXIT_STATUS.get(outcome, FAILED)
 
 
 def exit_failure_reason(outcome: str, reason: str | None) -> str | None:

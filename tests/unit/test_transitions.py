@@ -359,3 +359,19 @@ def test_decide_cancel_is_idempotent_while_cancelling() -> None:
     assert decide_cancel(view_in(t.CANCELLING)) == []
     assert [type(e) for e in decide_cancel(view_in(t.QUEUED))] == [Cancelled]
     assert [type(e) for e in decide_cancel(view_in(t.RUNNING))] == [CancelRequested]
+
+
+def test_a_new_claim_forgets_the_previous_attempt() -> None:
+    ended = RunView(
+        run_id="r-1", task_id="t", params={}, status=t.QUEUED, num=1, attempt=1, max_attempts=2, fence=5,
+        started_at="s", finished_at="f", pid=1, pgid=1, create_time=1.0, argv=["x"], exit_code=1, signal=9,
+        outcome="failed", failure_reason="exit_code", error="e", progress=None, cancel_reason=None, last_seq=9,
+    )  # fmt: skip
+    claimed = apply_run(ended, env_of(Claimed(attempt=2, fence=10, lease_expires_at=iso(NOW)), seq=10))
+    assert claimed is not None
+    assert (claimed.status, claimed.attempt, claimed.fence, claimed.last_seq) == (t.CLAIMED, 2, 10, 10)
+    for name in ("started_at", "finished_at", "pid", "pgid", "create_time", "argv", "exit_code", "signal",
+                 "outcome", "failure_reason", "error", "progress"):  # fmt: skip
+        assert getattr(claimed, name) is None, name
+    first = apply_run(view_in(t.QUEUED), env_of(Claimed(attempt=1, fence=10, lease_expires_at=iso(NOW))))
+    assert first is not None and first.attempt == 1 and first.started_at is None
