@@ -163,3 +163,24 @@ def test_after_the_log_cap_cuts_the_file_new_lines_are_still_read(log: Path) -> 
     assert LogCap(log, 1000).enforce() is True  # the file shrank under the tail
     append(log, line({"type": "result", "value": "after the cut"}))
     assert tail.poll() == [Result(fence=1, value="after the cut")]
+
+
+def test_after_a_cut_more_output_than_the_tail_reads_at_once_is_still_read(log: Path) -> None:
+    """A chatty task can write many MiB between two polls: the resume point must not depend on it."""
+    tail = OutputTail(log, fence=1, clock=FakeClock())
+    append(log, b"x" * 9_999_999 + b"\n")
+    assert tail.poll() == []
+    assert LogCap(log, 1000).enforce() is True
+    append(log, line({"type": "result", "value": "first"}) + b"z" * (6 << 20) + b"\n")
+    append(log, line({"type": "result", "value": "last"}))
+    assert tail.poll() == [Result(fence=1, value="first"), Result(fence=1, value="last")]
+
+
+def test_after_a_cut_the_file_may_grow_past_where_the_tail_was(log: Path) -> None:
+    """Cut, then the task writes more than was cut before the next poll: the file never looked smaller."""
+    tail = OutputTail(log, fence=1, clock=FakeClock())
+    append(log, b"x" * 99_999 + b"\n")
+    assert tail.poll() == []
+    assert LogCap(log, 1000).enforce() is True
+    append(log, line({"type": "result", "value": "right after the cut"}) + b"w" * 200_000 + b"\n")
+    assert tail.poll() == [Result(fence=1, value="right after the cut")]
