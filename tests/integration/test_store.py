@@ -368,3 +368,25 @@ def test_write_gate_refuses_a_nested_write_in_one_thread(store: EventStore) -> N
     finally:
         other.close()
         readonly.close()
+
+
+def test_writers_checkpoint_the_wal_themselves(tmp_path: Path) -> None:
+    """Autocheckpoint is off (it would run inside COMMIT, under the write gate); the store checkpoints
+    after CHECKPOINT_COMMITS commits, so the WAL's pages reach the database file."""
+    from taskhub.events.store import CHECKPOINT_COMMITS
+
+    db = tmp_path / "ckpt.db"
+    store = EventStore(db, synchronous="NORMAL")
+    try:
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        size = db.stat().st_size
+        for _ in range(CHECKPOINT_COMMITS - 2):
+            submit(store)
+        assert db.stat().st_size == size, "checkpointed before CHECKPOINT_COMMITS commits"
+        for _ in range(3):
+            submit(store)
+        assert db.stat().st_size > size
+        busy, wal_frames, checkpointed = store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and wal_frames == checkpointed
+    finally:
+        store.close()
