@@ -19,23 +19,29 @@ from taskhub.runtime.output_parser import (
 from taskhub.runtime.run_files import CUT_MARKER_HEAD
 
 READ_CHUNK = 1 << 20
-CUT_WINDOW = 4 << 20  # how far back from the end to look for the cut marker after a cut
+SEARCH_CHUNK = 4 << 20
+FINGERPRINT = 32  # bytes just before the read position, remembered to notice a cut under us
 
 
 class OutputTail:
-    """Reads what the child appended since the last call; returns the events it carries."""
+    """Reads what the child appended since the last call; returns the events it carries.
+
+    The log cap may cut the file under us (truncate, then a marker line); the child's later
+    writes land after the marker. We notice a cut because the bytes before our position changed
+    (or the file got shorter), and go on just after the marker.
+    """
 
     def __init__(self, path: Path, fence: int, clock: Callable[[], float], start: int | None = None) -> None:
         self.path = path
         self.fence = fence
         self.clock = clock
         self.offset = start if start is not None else _size(path)
+        self._seen = b""  # the last FINGERPRINT bytes before `offset`
         self.splitter = LineSplitter(prefix=PREFIX)
         self.coalescer = ProgressCoalescer()
 
     def poll(self, final: bool = False) -> list[Event]:
         """New events from the file; `final` also takes an unterminated last line and pending progress."""
-        events: list[Event] = []
         lines: list[bytes] = []
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -44,19 +50,30 @@ class OutputTail:
         if fd >= 0:
             try:
                 size = os.fstat(fd).st_size
-                if size < self.offset:  # the log cap cut the file under us: go on after its marker
-                    self.offset = _after_cut(fd, size)
+                if self._was_cut(fd, size):
+                    self.offset = _after_cut(fd, min(self.offset, size))
                     self.splitter = LineSplitter(prefix=PREFIX)
                 while self.offset < size:
                     chunk = os.pread(fd, min(READ_CHUNK, size - self.offset), self.offset)
                     if not chunk:
                         break
                     self.offset += len(chunk)
+                    self._seen = (self._seen + chunk[-FINGERPRINT:])[-FINGERPRINT:]
                     lines += self.splitter.feed(chunk)
             finally:
                 os.close(fd)
         if final:
             lines += self.splitter.flush()
+        return self._events(lines, final)
+
+    def _was_cut(self, fd: int, size: int) -> bool:
+        if size < self.offset:
+            return True
+        n = len(self._seen)
+        return n > 0 and os.pread(fd, n, self.offset - n) != self._seen
+
+    def _events(self, lines: list[bytes], final: bool) -> list[Event]:
+        events: list[Event] = []
         now = self.clock()
         for line in lines:
             parsed = parse_line(line)
@@ -80,15 +97,20 @@ class OutputTail:
         return Progress(fence=self.fence, pct=p.pct, message=p.message, extra=p.extra)
 
 
-def _after_cut(fd: int, size: int) -> int:
-    """Where the output written since the last cut begins: just after the newest cut marker."""
-    start = max(0, size - CUT_WINDOW)
-    window = os.pread(fd, size - start, start)
-    found = window.rfind(CUT_MARKER_HEAD)
-    if found < 0:
-        return size
-    end = window.find(b"\n", found)
-    return start + (end + 1 if end >= 0 else len(window))
+def _after_cut(fd: int, before: int) -> int:
+    """Just after the newest cut marker at or before `before` (searched backwards); 0 if none."""
+    end = before
+    while end > 0:
+        start = max(0, end - SEARCH_CHUNK)
+        window = os.pread(fd, end - start + len(CUT_MARKER_HEAD), start)
+        found = window.rfind(CUT_MARKER_HEAD)
+        if found >= 0:
+            newline = window.find(b"\n", found)
+            if newline >= 0:
+                return start + newline + 1
+            return start + len(window)
+        end = start
+    return 0
 
 
 def _size(path: Path) -> int:

@@ -21,8 +21,15 @@ def prepare_run_dir(run_dir: Path, attempt: int) -> Path:
     if attempt > 1:
         marker = attempt_marker(attempt)
         for stream in STREAMS:
-            with open(run_dir / f"{stream}.log", "ab") as f:
+            with open(run_dir / f"{stream}.log", "a+b") as f:
+                # The marker gets a line of its own even after an unterminated last line.
+                f.seek(0, os.SEEK_END)
+                if f.tell() > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        marker = b"\n" + attempt_marker(attempt)
                 f.write(marker)
+                marker = attempt_marker(attempt)
     return artifacts
 
 

@@ -18,7 +18,7 @@ from functools import partial
 import psutil
 
 from taskhub.events.log import Log
-from taskhub.events.store import Txn
+from taskhub.events.store import connect
 from taskhub.events.types import WorkerStarted, WorkerStopped
 from taskhub.projections import ops
 from taskhub.runtime.process import default_python_bin_dir, install_fast_child_watcher
@@ -27,7 +27,7 @@ from taskhub.runtime.registry_watch import RegistryWatcher
 from taskhub.runtime.supervisor import RunSupervisor, WorkerContext
 from taskhub.settings import Settings
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
 LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
@@ -45,8 +45,8 @@ class Worker:
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.skip_drain = False
-        self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
+        self.log: Log | None = None
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -55,17 +55,20 @@ class Worker:
         if self.stopping:
             self.skip_drain = True
         self.stopping = True
-        self._wake.set()
+        self._wake()
         self._stopped.set()
 
     # -- main ------------------------------------------------------------------------------
 
     async def run(self) -> int:
         settings = self.settings
-        self.log = await Log.open(settings.db_path, settings.synchronous)
+        self.log = log = await Log.open(settings.db_path, settings.synchronous)
+        # The claim loop's checks are tiny indexed reads: on the loop thread they cost ~20 us, a
+        # thread hop (aiosqlite) costs several times that, and they run on every change of the log.
+        self.peek = connect(settings.db_path, readonly=True)
         self.registry = RegistryWatcher(settings.tasks_dir)
         ctx = WorkerContext(
-            settings=settings, log=self.log, worker_id=self.worker_id, host=self.host,
+            settings=settings, log=log, worker_id=self.worker_id, host=self.host,
             base_env=dict(os.environ), python_bin_dir=default_python_bin_dir(), find_task=self._find_task,
         )
         self.ctx = ctx
@@ -73,17 +76,11 @@ class Worker:
         started = WorkerStarted(pid=me.pid, host=self.host, concurrency=self.concurrency,
                                 create_time=me.create_time())
 
-        def announce(txn: Txn) -> int:
-            ops.append_worker_event(txn, self.worker_id, started)
-            return txn.last_seq
-
-        start_seq = await self.log.run(announce)
-        log.info("worker.started id=%s concurrency=%d pid=%d", self.worker_id, self.concurrency, me.pid)
+        await log.run(lambda txn: ops.append_worker_event(txn, self.worker_id, started))
+        logger.info("worker.started id=%s concurrency=%d pid=%d", self.worker_id, self.concurrency, me.pid)
         helpers = [
             asyncio.create_task(self.registry.run(), name="registry"),
             asyncio.create_task(self._heartbeats(), name="heartbeats"),
-            asyncio.create_task(self._follow_cancels(start_seq), name="cancels"),
-            asyncio.create_task(self._forward_wakeups(), name="wakeups"),
         ]
         try:
             await self._claim_loop()
@@ -96,18 +93,27 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await helper
             with contextlib.suppress(Exception):
-                await self.log.run(lambda txn: ops.append_worker_event(
+                await log.run(lambda txn: ops.append_worker_event(
                     txn, self.worker_id, WorkerStopped(reason="shutdown")))
-            await self.log.close()
-        log.info("worker.stopped id=%s", self.worker_id)
+            await log.close()
+            self.peek.close()
+        logger.info("worker.stopped id=%s", self.worker_id)
         return 0
 
+    def _wake(self) -> None:
+        """Something changed in this process (a slot freed, a stop): run the claim loop now."""
+        if self.log is not None:
+            self.log.signal.notify()
+
     async def _claim_loop(self) -> None:
+        assert self.log is not None
         lease_s = self.settings.lease_s
+        signal = self.log.signal
         while not self.stopping:
-            self._wake.clear()
+            seen = signal.generation
+            self._check_cancels()
             free = self.concurrency - len(self.running)
-            if free > 0 and await self._claimable():
+            if free > 0 and self._claimable():
                 limits = {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}
                 views = await self.log.run(partial(ops.claim, worker_id=self.worker_id, slots=free,
                                                    lease_s=lease_s, limits=limits))
@@ -115,35 +121,38 @@ class Worker:
                     self._supervise(RunSupervisor(self.ctx, view))
                 if views:
                     continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), await self._idle_timeout())
+            # Woken by any commit to the log (ours, or another process's via the file watcher).
+            await signal.wait(seen, timeout=self._idle_timeout())
 
-    async def _claimable(self) -> bool:
+    def _claimable(self) -> bool:
         """A cheap read before taking the write lock: is any queued run due?"""
-        async with self.log.reader.execute(
+        row = self.peek.execute(
             "SELECT 1 FROM runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?) LIMIT 1",
             (time.time(),),
-        ) as cur:
-            return await cur.fetchone() is not None
+        ).fetchone()
+        return row is not None
 
-    async def _idle_timeout(self) -> float:
+    def _idle_timeout(self) -> float:
         """Sleep until the next wake-up, or until the earliest future not_before comes due."""
-        async with self.log.reader.execute(
+        row = self.peek.execute(
             "SELECT min(not_before) FROM runs WHERE status = 'queued' AND not_before > ?", (time.time(),)
-        ) as cur:
-            row = await cur.fetchone()
+        ).fetchone()
         if row and row[0] is not None:
             due: float = row[0] - time.time()
             return max(0.0, min(IDLE_RECHECK_S, due))
         return IDLE_RECHECK_S
 
-    async def _forward_wakeups(self) -> None:
-        """Any commit to the log, by any process, may have queued a run or freed a task limit."""
-        while True:
-            seen = self.log.signal.generation
-            await self.log.signal.wait(seen, timeout=3600)
-            if self.log.signal.generation != seen:
-                self._wake.set()
+    def _check_cancels(self) -> None:
+        """A cancel is a `cancel_requested` event: the projection says which of our runs have one."""
+        if not self.running:
+            return
+        rows = self.peek.execute(
+            "SELECT run_id FROM runs WHERE worker_id = ? AND status = 'cancelling'", (self.worker_id,)
+        ).fetchall()
+        for (run_id,) in rows:
+            sup = self.running.get(run_id)
+            if sup is not None and sup.stop_reason is None:
+                sup.request_stop("cancelled")
 
     def _supervise(self, sup: RunSupervisor) -> None:
         self.running[sup.run_id] = sup
@@ -153,15 +162,16 @@ class Worker:
                 await sup.run()
             finally:
                 self.running.pop(sup.run_id, None)
-                self._wake.set()
+                self._wake()
 
         task = asyncio.create_task(supervise(), name=f"run-{sup.run_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _find_task(self, task_id: str) -> LoadedTask | None:
+    async def _find_task(self, task_id: str, version: str | None) -> LoadedTask | None:
         found = self.registry.current.tasks.get(task_id)
-        if found is None:  # maybe submitted against a file we have not reloaded yet
+        if found is None or (version is not None and found.version != version):
+            # Submitted against a file we have not reloaded yet: catch up before running it.
             found = (await self.registry.areload()).tasks.get(task_id)
         return found
 
@@ -177,19 +187,13 @@ class Worker:
                 if now > sup.lease_deadline - LEASE_SAFETY_S and sup.stop_reason is None:
                     # We could not renew in time: the reaper may take the run. Kill it ourselves
                     # rather than let it run unsupervised (self-fencing).
-                    log.error("worker.self_fence run_id=%s", sup.run_id)
+                    logger.error("worker.self_fence run_id=%s", sup.run_id)
                     sup.request_stop("self_fenced")
-
-    async def _follow_cancels(self, after: int) -> None:
-        async for env in self.log.follow(after, types=["cancel_requested"]):
-            sup = self.running.get(env.run_id or "")
-            if sup is not None:
-                sup.request_stop("cancelled")
 
     async def _drain(self) -> None:
         """Let running tasks finish for the drain period, then stop the rest and record it."""
         if self.tasks:
-            log.info("worker.draining runs=%d drain_s=%s", len(self.tasks), self.settings.drain_s)
+            logger.info("worker.draining runs=%d drain_s=%s", len(self.tasks), self.settings.drain_s)
             deadline = time.monotonic() + self.settings.drain_s
             while self.tasks and not self.skip_drain and time.monotonic() < deadline:
                 self._stopped.clear()
