@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -45,20 +46,41 @@ def connect(path: Path | str, synchronous: str = "FULL", readonly: bool = False)
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from exc
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA journal_size_limit = 67108864")
-            conn.execute("PRAGMA wal_autocheckpoint = 0")  # EventStore checkpoints outside the write gate
-            migrate(conn)
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-    except BaseException as exc:
-        conn.close()
-        if isinstance(exc, sqlite3.Error):
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            _set_up(conn, synchronous, readonly)
+            break
+        except sqlite3.OperationalError as exc:
+            # Switching a new file to WAL can fail at once with "locked" while another process does
+            # the same (SQLite skips the busy handler where waiting could deadlock): try again.
+            if _is_busy(exc) and time.monotonic() < deadline:
+                log.debug("store.open_busy path=%s", path)
+                time.sleep(0.005 + 0.02 * random.random())
+                continue
+            conn.close()
             raise StoreError(f"cannot open database {path}: {exc}") from exc
-        raise
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open database {path}: {exc}") from exc
+            raise
     return conn
+
+
+def _set_up(conn: sqlite3.Connection, synchronous: str, readonly: bool) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # EventStore checkpoints outside the write gate
+        migrate(conn)
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 def chain_hash(prev: str, seq: int, ts: str, type_: str, stream: str, data: bytes) -> str:
@@ -187,6 +209,15 @@ class WriteGate:
         _gates_held().discard(self._key)
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    def ring(self) -> None:
+        """Touch the lock file after a commit: followers watching the files wake only once it is visible.
+
+        The WAL's own change notification fires on write(), before the fsync and the wal-index
+        update that make the commit visible (at synchronous=FULL with a slow disk, long before); a
+        follower woken then reads nothing, and without this it would wait for the next write or poll.
+        """
+        os.pwrite(self._fd, b"\0", 0)
+
     def close(self) -> None:
         os.close(self._fd)
 
@@ -229,6 +260,8 @@ class EventStore:
                 raise
         finally:
             self._gate.release()
+        if txn.appended:
+            self._gate.ring()
         self._maybe_checkpoint()
 
     def _maybe_checkpoint(self) -> None:
@@ -253,7 +286,7 @@ class EventStore:
                 self.conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                if not _is_busy(exc):
                     raise StoreError(f"cannot begin a write: {exc}") from exc
                 log.warning("store.busy attempt=%d", attempt + 1)
                 time.sleep(0.01 * (attempt + 1))
