@@ -7,6 +7,7 @@ import itertools
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,6 +94,43 @@ async def test_one_failing_op_in_a_batch_fails_alone(log: Log, tmp_path: Path) -
         assert audit(store) == []
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("fails_after_writing", [False, True])
+async def test_a_failing_op_reruns_the_batch_only_if_it_had_written(log: Log, fails_after_writing: bool) -> None:
+    """Ops run without a savepoint each: one that raises before writing needs no undo; one that raises
+    after writing makes the batch roll back and run again, one savepoint per op (so ops may run twice)."""
+    entered, gate = threading.Event(), threading.Event()
+    runs: Counter[int] = Counter()
+
+    def hold(txn: Txn) -> None:
+        entered.set()
+        assert gate.wait(10)
+
+    def op(i: int) -> object:
+        def run(txn: Txn) -> str:
+            runs[i] += 1
+            if i == 5 and not fails_after_writing:
+                raise FenceRefused("refused before writing")
+            view, _ = ops.submit(txn, Submitted(task_id="t", params={"i": i}))
+            if i == 5:
+                raise FenceRefused("refused after writing")
+            return view.run_id
+
+        return run
+
+    first = asyncio.create_task(log.run(hold))
+    await wait_until_async(entered.is_set, timeout=10)
+    tasks = [asyncio.create_task(log.run(op(i))) for i in range(10)]  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # one loop turn: every op is queued behind the held batch
+    gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await first
+    assert isinstance(results[5], FenceRefused)
+    assert all(isinstance(r, str) for i, r in enumerate(results) if i != 5)
+    # The replay starts when op 5 fails: ops 0-5 ran twice, the rest once.
+    assert runs == {i: 2 if fails_after_writing and i <= 5 else 1 for i in range(10)}
+    assert [e.seq for e in await log.read(after=0)] == list(range(1, 10))
 
 
 async def test_concurrent_appends_from_many_tasks_each_get_their_own_result(log: Log) -> None:
