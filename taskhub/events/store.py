@@ -216,7 +216,10 @@ class WriteGate:
         update that make the commit visible (at synchronous=FULL with a slow disk, long before); a
         follower woken then reads nothing, and without this it would wait for the next write or poll.
         """
-        os.pwrite(self._fd, b"\0", 0)
+        try:
+            os.pwrite(self._fd, b"\0", 0)
+        except OSError as exc:  # the commit stands; followers still have the WAL's event and the poll
+            log.warning("store.ring_failed error=%s", exc)
 
     def close(self) -> None:
         os.close(self._fd)
