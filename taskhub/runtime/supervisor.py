@@ -52,6 +52,7 @@ class WorkerContext:
     base_env: Mapping[str, str]
     python_bin_dir: str
     find_task: Callable[[str, str | None], Any]  # async (task_id, version) -> LoadedTask | None
+    release_slot: Callable[[str], None]  # the run's process is gone: its slot may take another run
 
 
 class RunSupervisor:
@@ -65,6 +66,7 @@ class RunSupervisor:
         self.spawned: Spawned | None = None
         self.stop_reason: str | None = None  # cancelled | timed_out | shutdown | fenced | self_fenced
         self._wake = asyncio.Event()
+        self._started: asyncio.Future[None] | None = None
 
     # -- signals from the worker -----------------------------------------------------------
 
@@ -104,7 +106,8 @@ class RunSupervisor:
     async def _run(self) -> None:
         settings = self.ctx.settings
         run_dir = settings.run_dir(self.run_id)
-        artifacts = prepare_run_dir(run_dir, self.view.attempt)  # ~0.1 ms: cheaper than a thread hop
+        # File creation is slow on some disks (~0.5 ms each): in a thread, so slots overlap.
+        artifacts = await asyncio.to_thread(prepare_run_dir, run_dir, self.view.attempt)
         stdout_path, stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"
         loaded: LoadedTask | None = await self.ctx.find_task(self.view.task_id, self.view.task_version)
         if loaded is None:
@@ -132,12 +135,13 @@ class RunSupervisor:
         contain = asyncio.ensure_future(asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid))
         started = Started(fence=self.fence, pid=spawned.pid, pgid=spawned.pgid, create_time=spawned.create_time,
                           host=self.ctx.host, argv=argv)
-        if await self._report(lambda _v: [started]) and self.view.status == "cancelling":
-            self.request_stop("cancelled")
-        cgroup = await contain
+        # The process runs while `started` is being committed: a short run is over by then.
+        self._started = asyncio.ensure_future(self._report_started(started))
         outcome = await self._watch(spawned, tail, [LogCap(stdout_path, settings.log_cap_bytes),
                                                     LogCap(stderr_path, settings.log_cap_bytes)])
         returncode = spawned.process.returncode
+        await self._started
+        cgroup = await contain
         if cgroup is not None:
             if cgroup.populated():
                 await asyncio.to_thread(_release, cgroup)
@@ -145,10 +149,17 @@ class RunSupervisor:
                 cgroup.remove()
         if self.stop_reason in ("fenced", "self_fenced"):
             return
-        await self._report_output(tail.poll(final=True))
+        final_output = tail.poll(final=True)
+        # The slot is free once the process is gone: the next claim can share the exit's commit.
+        self.ctx.release_slot(self.run_id)
+        await self._report_output(final_output)
         if self.stop_reason in ("fenced", "self_fenced"):
             return
         await self._report_exit(outcome, returncode, time.monotonic() - started_mono)
+
+    async def _report_started(self, started: Started) -> None:
+        if await self._report(lambda _v: [started]) and self.view.status == "cancelling":
+            self.request_stop("cancelled")
 
     async def _watch(self, spawned: Spawned, tail: OutputTail, caps: Sequence[LogCap]) -> str:
         """Until the process ends: tail output, enforce caps, the timeout, cancel and fencing."""
@@ -168,7 +179,11 @@ class RunSupervisor:
             waker.cancel()
             self._wake.clear()
             # Read before cutting, so structured lines past the cap still become events.
-            await self._report_output(tail.poll())
+            output = tail.poll()
+            if output:
+                if self._started is not None:
+                    await self._started  # nothing about the run is logged before it is `started`
+                await self._report_output(output)
             for cap in caps:
                 cap.enforce()
             if deadline is not None and time.monotonic() >= deadline and self.stop_reason is None:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from functools import partial
 
@@ -30,7 +31,8 @@ from taskhub.settings import Settings
 logger = logging.getLogger(__name__)
 
 IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
-LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
+LEASE_SAFETY_S = 1.0
+SWITCH_INTERVAL_S = 0.0005  # self-fence this long before the lease would lapse
 
 
 class Worker:
@@ -70,6 +72,7 @@ class Worker:
         ctx = WorkerContext(
             settings=settings, log=log, worker_id=self.worker_id, host=self.host,
             base_env=dict(os.environ), python_bin_dir=default_python_bin_dir(), find_task=self._find_task,
+            release_slot=self._release_slot,
         )
         self.ctx = ctx
         me = psutil.Process()
@@ -134,6 +137,8 @@ class Worker:
 
     def _idle_timeout(self) -> float:
         """Sleep until the next wake-up, or until the earliest future not_before comes due."""
+        if len(self.running) >= self.concurrency:
+            return IDLE_RECHECK_S  # no free slot: a finishing run wakes us
         row = self.peek.execute(
             "SELECT min(not_before) FROM runs WHERE status = 'queued' AND not_before > ?", (time.time(),)
         ).fetchone()
@@ -161,12 +166,15 @@ class Worker:
             try:
                 await sup.run()
             finally:
-                self.running.pop(sup.run_id, None)
-                self._wake()
+                self._release_slot(sup.run_id)
 
         task = asyncio.create_task(supervise(), name=f"run-{sup.run_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _release_slot(self, run_id: str) -> None:
+        if self.running.pop(run_id, None) is not None:
+            self._wake()
 
     async def _find_task(self, task_id: str, version: str | None) -> LoadedTask | None:
         found = self.registry.current.tasks.get(task_id)
@@ -212,6 +220,9 @@ class Worker:
 def run_worker(settings: Settings, concurrency: int = 1, worker_id: str | None = None) -> int:
     """Blocking entry point of `taskhub worker`."""
     install_fast_child_watcher()
+    # The log writer thread hands every commit back to this loop: with the default 5 ms GIL switch
+    # interval a busy loop delays each hand-off by up to 5 ms, which is most of a short run's life.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     worker = Worker(settings, concurrency, worker_id)
 
     async def main() -> int:

@@ -16,11 +16,12 @@ def test_attempt_marker_is_one_line_of_taskhubs_own() -> None:
     assert attempt_marker(3).count(b"\n") == 1
 
 
-def test_first_attempt_creates_the_folders_and_writes_no_marker(tmp_path: Path) -> None:
+def test_first_attempt_creates_the_folders_and_empty_logs_with_no_marker(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "r-1"
     artifacts = prepare_run_dir(run_dir, 1)
     assert artifacts == run_dir / "artifacts" and artifacts.is_dir()
-    assert not (run_dir / "stdout.log").exists() and not (run_dir / "stderr.log").exists()
+    # The logs are created here, off the event loop, so spawning only opens them: empty, no marker.
+    assert (run_dir / "stdout.log").read_bytes() == b"" and (run_dir / "stderr.log").read_bytes() == b""
 
 
 def test_later_attempts_append_their_marker_after_earlier_output(tmp_path: Path) -> None:
