@@ -59,7 +59,13 @@ CREATE TABLE workers (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# v2: the worker asks "when is the next delayed run due?" whenever it idles; without this index
+# that is a scan of every queued run.
+_V2 = """
+CREATE INDEX runs_not_before ON runs (not_before) WHERE status = 'queued';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 PROJECTION_TABLES = ("runs", "workers")
 

@@ -140,7 +140,8 @@ class Worker:
         if len(self.running) >= self.concurrency:
             return IDLE_RECHECK_S  # no free slot: a finishing run wakes us
         row = self.peek.execute(
-            "SELECT min(not_before) FROM runs WHERE status = 'queued' AND not_before > ?", (time.time(),)
+            "SELECT min(not_before) FROM runs INDEXED BY runs_not_before WHERE status = 'queued' AND not_before > ?",
+            (time.time(),),
         ).fetchone()
         if row and row[0] is not None:
             due: float = row[0] - time.time()

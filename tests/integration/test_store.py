@@ -17,7 +17,7 @@ from taskhub.events.types import Exited, Heartbeat, Progress, Started, Submitted
 from taskhub.projections import ops
 from taskhub.projections import transitions as t
 from taskhub.projections.audit import audit
-from taskhub.projections.decisions import decide_cancel, decide_exit, decide_reap
+from taskhub.projections.decisions import decide_cancel, decide_exit, decide_reap, decide_submit
 from taskhub.projections.rebuild import as_of, rebuild
 from taskhub.projections.runs import RunView
 from taskhub.projections.tables import load_all_runs, load_all_workers, load_run
@@ -404,3 +404,26 @@ def test_a_commit_that_appended_rings_the_lock_file(store: EventStore) -> None:
     assert lock.stat().st_mtime_ns == before.st_mtime_ns and lock.stat().st_size == before.st_size
     submit(store)
     assert lock.stat().st_size == 1
+
+
+def test_a_version_1_database_is_migrated_forward_keeping_its_events(tmp_path: Path) -> None:
+    """Forward migration: a file written by schema v1 opens at today's version, its log intact."""
+    from taskhub.events.schema import MIGRATIONS, _statements
+
+    path = tmp_path / "v1.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(MIGRATIONS[0]):
+        old.execute(statement)
+    old.execute("PRAGMA user_version = 1")
+    old.close()
+    store = EventStore(path)
+    try:
+        with store.transaction(1_000.0) as txn:
+            ops.submit(txn, decide_submit("hello_world", {"target": "x"}))
+        conn = store.conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "runs_not_before" in names
+        assert store.last_seq() == 1
+    finally:
+        store.close()
