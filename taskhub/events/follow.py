@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import aiosqlite
 
+from taskhub.events.inotify import DirectoryWatch
 from taskhub.events.store import events_query, row_to_envelope
 from taskhub.events.types import Envelope
 
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
 
 POLL_S = 1.0  # fallback when no change notification arrives
+WATCH_STEP_MS = 2  # how often watchfiles looks for file events (it holds the GIL only briefly)
+TRAILING_WAKE_S = (0.005, 0.03, 0.2)
 READ_BATCH = 1000
 
 
@@ -34,9 +38,11 @@ class ChangeSignal:
         self.poll_s = poll_s
         self._generation = 0
         self._event = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+        self._thread: threading.Thread | None = None
+        self._inotify: DirectoryWatch | None = None
+        self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._changes = 0  # file changes seen, so only the latest one's trailing wake-ups fire
 
     @property
     def generation(self) -> int:
@@ -49,8 +55,7 @@ class ChangeSignal:
 
     def notify_threadsafe(self, *_: object) -> None:
         """For the writer thread's commit listener."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.notify)
+        self._call_soon(self.notify)
 
     async def wait(self, seen: int, timeout: float | None = None) -> None:
         """Return once the generation moved past `seen`, or after `timeout` (default: the poll period)."""
@@ -64,19 +69,49 @@ class ChangeSignal:
         self._loop = asyncio.get_running_loop()
 
     def start(self) -> None:
-        """Also watch the database files, to wake on commits of other processes."""
+        """Also watch the database files, to wake on commits of other processes: inotify on the
+        loop where the OS has it, else watchfiles in a thread; the poll period bounds both."""
         self.bind()
-        self._task = asyncio.create_task(self._watch(), name="taskhub-log-watch")
+        self._db_path.parent.mkdir(parents=True, exist_ok=True)
+        watch = DirectoryWatch(self._db_path.parent, self._db_path.name, self._file_changed)
+        try:
+            watch.start()
+            self._inotify = watch
+            return
+        except OSError as exc:
+            log.info("follow.inotify_unavailable error=%s; using watchfiles", exc)
+        self._thread = threading.Thread(target=self._watch, name="taskhub-log-watch", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        if self._inotify is not None:
+            self._inotify.stop()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 2.0)
 
-    async def _watch(self) -> None:
-        from watchfiles import awatch  # imported lazily: the CLI's one-shot reads never need it
+    def _call_soon(self, callback: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                loop.call_soon_threadsafe(callback)
+
+    def _file_changed(self) -> None:
+        """Wake now, and again shortly: the WAL is written before its commit becomes visible to
+        readers, so a follower woken by the write may read too early and must look once more."""
+        self.notify()
+        self._changes += 1
+        assert self._loop is not None
+        for delay in TRAILING_WAKE_S:
+            self._loop.call_later(delay, self._trailing, self._changes)
+
+    def _trailing(self, change: int) -> None:
+        if change == self._changes:
+            self.notify()
+
+    def _watch(self) -> None:
+        """watchfiles' own blocking loop in a thread: one hop to the event loop per change."""
+        from watchfiles import watch  # imported lazily: the CLI's one-shot reads never need it
 
         name = self._db_path.name
         directory = self._db_path.parent
@@ -87,19 +122,14 @@ class ChangeSignal:
 
         while not self._stop.is_set():
             try:
-                async for _changes in awatch(
-                    directory,
-                    watch_filter=only_db,
-                    debounce=50,
-                    step=1,
-                    stop_event=self._stop,
-                    recursive=False,
+                for _changes in watch(
+                    directory, watch_filter=only_db, debounce=50, step=WATCH_STEP_MS, stop_event=self._stop,
+                    recursive=False, raise_interrupt=False,
                 ):
-                    self.notify()
+                    self._call_soon(self._file_changed)
             except Exception:
-                log.exception("follow.watch_failed; falling back to polling for 5s")
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), 5)
+                log.exception("follow.watch_failed; polling every %.1fs, retrying in 5s", self.poll_s)
+                self._stop.wait(5)
 
 
 async def open_reader(db_path: Path | str) -> aiosqlite.Connection:
