@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TAIL_INTERVAL_S = 0.2  # how often a running task's stdout is read for structured lines
 REPORT_RETRY_S = 0.5
+CONTAIN_AFTER_S = 0.05  # a run still alive this long after its spawn is moved into its own cgroup
 
 
 @dataclass
@@ -131,17 +132,28 @@ class RunSupervisor:
             return
         self.spawned = spawned
         started_mono = time.monotonic()
-        # Moving the pid into its cgroup now and then takes 10-30 ms: do it beside the append.
-        contain = asyncio.ensure_future(asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid))
+        # Moving a pid into a cgroup now and then takes 10-30 ms (the kernel synchronises every
+        # migration), which would dominate a short run: only runs still alive after a moment get
+        # one. Until then the process group and the environment scan contain them.
+        contain: asyncio.Future[RunCgroup | None] | None = None
+
+        def start_containment() -> None:
+            nonlocal contain
+            if spawned.process.returncode is None:
+                contain = asyncio.ensure_future(
+                    asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid))
+
+        contain_later = asyncio.get_running_loop().call_later(CONTAIN_AFTER_S, start_containment)
         started = Started(fence=self.fence, pid=spawned.pid, pgid=spawned.pgid, create_time=spawned.create_time,
                           host=self.ctx.host, argv=argv)
         # The process runs while `started` is being committed: a short run is over by then.
         self._started = asyncio.ensure_future(self._report_started(started))
         outcome = await self._watch(spawned, tail, [LogCap(stdout_path, settings.log_cap_bytes),
                                                     LogCap(stderr_path, settings.log_cap_bytes)])
+        contain_later.cancel()
         returncode = spawned.process.returncode
         await self._started
-        cgroup = await contain
+        cgroup = await contain if contain is not None else None
         if cgroup is not None:
             if cgroup.populated():
                 await asyncio.to_thread(_release, cgroup)
