@@ -53,10 +53,6 @@ class Settings:
         return self.home / "tasks"
 
     @property
-    def data_dir(self) -> Path:
-        return self.db_path.parent if self.db_path.parent.name == "data" else self.home / "data"
-
-    @property
     def runs_dir(self) -> Path:
         return self.home / "data" / "runs"
 
