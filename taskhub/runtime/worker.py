@@ -31,8 +31,8 @@ from taskhub.settings import Settings
 logger = logging.getLogger(__name__)
 
 IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
-LEASE_SAFETY_S = 1.0
-SWITCH_INTERVAL_S = 0.0005  # self-fence this long before the lease would lapse
+LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
+SWITCH_INTERVAL_S = 0.0005  # GIL hand-off between the loop and the log writer thread
 
 
 class Worker:
@@ -206,12 +206,10 @@ class Worker:
             deadline = time.monotonic() + self.settings.drain_s
             while self.tasks and not self.skip_drain and time.monotonic() < deadline:
                 self._stopped.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        asyncio.wait(set(self.tasks) | {asyncio.ensure_future(self._stopped.wait())},
-                                     return_when=asyncio.FIRST_COMPLETED),
-                        max(0.0, deadline - time.monotonic()),
-                    )
+                second_signal = asyncio.ensure_future(self._stopped.wait())
+                await asyncio.wait(set(self.tasks) | {second_signal}, timeout=max(0.0, deadline - time.monotonic()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                second_signal.cancel()
         for sup in list(self.running.values()):
             sup.request_stop("shutdown")
         if self.tasks:
