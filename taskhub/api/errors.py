@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _ENCODER = msgspec.json.Encoder()
 _AT_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+INTERNAL_ERROR = "internal error; see the API's log"
 
 
 def error_bytes(status: int, detail: str, field: str | None = None) -> bytes:
@@ -43,11 +44,16 @@ def field_of(message: str) -> str | None:
     return found.group(1) or None if found else None
 
 
-def taskhub_error(_: Request[Any, Any, Any], exc: TaskHubError) -> Response[Any]:
+def taskhub_error_bytes(exc: TaskHubError) -> bytes:
+    """The answer body for a TaskHubError (its status is `exc.status_code`); server faults are logged."""
     field = exc.field if isinstance(exc, InvalidParams) else None
     if exc.status_code >= 500:
         log.warning("api.error status=%d type=%s detail=%s", exc.status_code, type(exc).__name__, exc)
-    return error_response(exc.status_code, str(exc), field)
+    return error_bytes(exc.status_code, str(exc), field)
+
+
+def taskhub_error(_: Request[Any, Any, Any], exc: TaskHubError) -> Response[Any]:
+    return Response(content=taskhub_error_bytes(exc), status_code=exc.status_code, media_type=MediaType.JSON)
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -68,7 +74,7 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("api.internal_error method=%s path=%s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal error; see the API's log")
+    return error_response(500, INTERNAL_ERROR)
 
 
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {

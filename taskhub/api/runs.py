@@ -12,15 +12,14 @@ from litestar.params import Parameter
 
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import CancelBody, EventOut, EventPage, RunOut, RunPage, SubmitBody
-from taskhub.api.tasks import checked_params
+from taskhub.api.submit import submit, submitted
 from taskhub.api.views import blockers, cheap_blockers, run_out
 from taskhub.errors import IllegalTransition, InvalidParams, UnknownRun
-from taskhub.events.clock import iso, parse_iso
 from taskhub.events.store import Txn
 from taskhub.events.types import envelope_dict
 from taskhub.projections import ops, queries
 from taskhub.projections import transitions as t
-from taskhub.projections.decisions import decide_cancel, decide_submit
+from taskhub.projections.decisions import decide_cancel
 from taskhub.projections.runs import RunView
 from taskhub.projections.tables import load_run
 
@@ -45,32 +44,6 @@ async def full_view(hub: Hub, view: RunView) -> RunOut:
     return run_out(view, await blockers(view, hub.log.reader, hub.registry, hub.live, hub.clock()))
 
 
-def _not_before(text: str | None) -> str | None:
-    if text is None or text == "":
-        return None
-    try:
-        return iso(parse_iso(text))
-    except (ValueError, OverflowError, OSError):
-        raise InvalidParams(f"not_before must be an ISO 8601 time, got {text!r}", field="not_before") from None
-
-
-async def _submit(hub: Hub, body: SubmitBody, retry_of: str | None = None) -> tuple[RunView, bool]:
-    loaded = hub.registry.get(body.task_id)
-    params, _ = checked_params(loaded.spec, body.params)
-    event = decide_submit(
-        body.task_id,
-        params,
-        priority=body.priority,
-        max_attempts=loaded.spec.max_attempts,
-        timeout_s=loaded.spec.timeout_s,
-        not_before=_not_before(body.not_before),
-        idempotency_key=body.idempotency_key,
-        task_version=loaded.version,
-        retry_of=retry_of,
-    )
-    return await hub.log.run(lambda txn: ops.submit(txn, event))
-
-
 @post(
     "/api/runs",
     operation_id="submitRun",
@@ -79,10 +52,9 @@ async def _submit(hub: Hub, body: SubmitBody, retry_of: str | None = None) -> tu
     responses={200: ResponseSpec(data_container=RunOut, description="The run first created with this idempotency_key")},
 )
 async def submit_run(state: State, data: SubmitBody) -> Response[RunOut]:
-    hub = hub_of(state)
-    view, created = await _submit(hub, data)
-    blocked = await cheap_blockers(view, hub.log.reader, hub.live, hub.clock())
-    return Response(run_out(view, blocked), status_code=201 if created else 200)
+    """Litestar's way in; a well-formed request is answered by SubmitFastPath (submit.py) before it."""
+    out, status = await submitted(hub_of(state), data)
+    return Response(out, status_code=status)
 
 
 @get("/api/runs", operation_id="listRuns", summary="Runs, newest first, in pages stable under concurrent inserts")
@@ -151,7 +123,7 @@ async def retry_run(state: State, run_id: str) -> RunOut:
     if old.status not in t.TERMINAL:
         raise IllegalTransition(f"run {run_id} is {old.status}: only a finished run can be retried")
     body = SubmitBody(task_id=old.task_id, params=old.params, priority=old.priority)
-    view, _ = await _submit(hub, body, retry_of=old.run_id)
+    view, _ = await submit(hub, body, retry_of=old.run_id)
     return run_out(view, await cheap_blockers(view, hub.log.reader, hub.live, hub.clock()))
 
 

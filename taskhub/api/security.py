@@ -1,17 +1,22 @@
 """The guard in front of every request (SPEC section 7), as plain ASGI so it costs microseconds.
 
+It wraps Litestar's whole request handler (see app.py), so it runs before routing: an unknown path
+from a foreign Host is refused like a known one.
+
 1. Host allowlist (loopback names and TASKHUB_ALLOWED_HOSTS): defeats DNS rebinding. 400 otherwise.
 2. With TASKHUB_TOKEN set, every `/api` request carries `Authorization: Bearer <token>`, compared in
    constant time; `?token=` is accepted only on GET of an SSE `/stream` route (EventSource cannot
    set headers). 401 otherwise. The token is never logged (server.py redacts access logs).
 3. State-changing methods need `Content-Type: application/json` (415) and, when the browser sends an
    `Origin`, one that names this very host (403): a cross-site form or fetch cannot forge either.
+
+Headers are read in one pass, as bytes; a Host value already judged is looked up, not re-parsed.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl
 
 from litestar.enums import ScopeType
@@ -21,6 +26,9 @@ from taskhub.api.errors import error_bytes
 from taskhub.settings import Settings
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+JSON = b"application/json"
+HOST_CACHE = 64  # distinct Host values remembered; past it, each is judged afresh (no unbounded growth)
+Problem = tuple[int, str, list[tuple[bytes, bytes]]]
 
 
 def host_name(host: str) -> str:
@@ -34,11 +42,10 @@ def host_name(host: str) -> str:
     return host.rstrip(".")
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type == JSON:
+        return True
+    return content_type is not None and content_type.split(b";", 1)[0].strip().lower() == JSON
 
 
 class SecurityMiddleware:
@@ -48,53 +55,75 @@ class SecurityMiddleware:
         self.any_host = "*" in allowed
         self.allowed = frozenset(allowed)
         self.token = settings.token.encode() if settings.token else None
+        self._hosts: dict[bytes, str | None] = {}  # Host header -> why it is refused (None: allowed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        problem = self.check(cast("dict[str, Any]", scope))
+        problem = self.check(scope)
         if problem is None:
             await self.app(scope, receive, send)
             return
         status, detail, extra = problem
         body = error_bytes(status, detail)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
+        headers = [(b"content-type", JSON), (b"content-length", str(len(body)).encode()), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    def check(self, scope: dict[str, Any]) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
-        host = _header(scope, b"host")
+    def check(self, scope: Any) -> Problem | None:
+        host = auth = content_type = origin = None
+        for key, value in scope["headers"]:  # the first of each, as before
+            if key == b"host":
+                host = value if host is None else host
+            elif key == b"authorization":
+                auth = value if auth is None else auth
+            elif key == b"content-type":
+                content_type = value if content_type is None else content_type
+            elif key == b"origin":
+                origin = value if origin is None else origin
         if host is None:
             return 400, "a Host header is required", []
-        if not self.any_host and host_name(host) not in self.allowed:
-            return 400, f"Host {host_name(host)!r} is not allowed; add it to TASKHUB_ALLOWED_HOSTS", []
+        refused = self._host_refused(host)
+        if refused is not None:
+            return 400, refused, []
         path: str = scope["path"]
-        method: str = scope["method"]
-        if self.token is not None and (path == "/api" or path.startswith("/api/")) and not self._authorized(scope):
+        api = path == "/api" or path.startswith("/api/")
+        if self.token is not None and api and not self._authorized(scope, auth):
             return (
                 401,
                 "missing or wrong token: send Authorization: Bearer <TASKHUB_TOKEN>",
                 [(b"www-authenticate", b'Bearer realm="taskhub"')],
             )
-        if method in UNSAFE_METHODS:
-            media = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
-            if media != "application/json":
+        if scope["method"] in UNSAFE_METHODS:
+            if not _is_json(content_type):
                 return 415, "state-changing requests must be sent as Content-Type: application/json", []
-            origin = _header(scope, b"origin")
-            if origin is not None and origin.strip().lower() not in (
-                f"http://{host}".lower(),
-                f"https://{host}".lower(),
-            ):
-                return 403, f"cross-origin request refused: Origin {origin!r} does not match Host {host!r}", []
+            if origin is not None:
+                given = origin.strip().lower()
+                host_l = host.lower()
+                if given != b"http://" + host_l and given != b"https://" + host_l:
+                    o, h = origin.decode("latin-1"), host.decode("latin-1")
+                    return 403, f"cross-origin request refused: Origin {o!r} does not match Host {h!r}", []
         return None
 
-    def _authorized(self, scope: dict[str, Any]) -> bool:
+    def _host_refused(self, host: bytes) -> str | None:
+        try:
+            return self._hosts[host]
+        except KeyError:
+            pass
+        name = host_name(host.decode("latin-1"))
+        refused = None
+        if not self.any_host and name not in self.allowed:
+            refused = f"Host {name!r} is not allowed; add it to TASKHUB_ALLOWED_HOSTS"
+        if len(self._hosts) < HOST_CACHE:
+            self._hosts[host] = refused
+        return refused
+
+    def _authorized(self, scope: Any, auth: bytes | None) -> bool:
         assert self.token is not None
-        auth = _header(scope, b"authorization")
         if auth is not None:
-            scheme, _, given = auth.partition(" ")
-            return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token)
+            scheme, _, given = auth.partition(b" ")
+            return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
         if scope["method"] == "GET" and scope["path"].endswith("/stream"):
             for key, value in parse_qsl(scope["query_string"].decode("latin-1")):
                 if key == "token":

@@ -103,6 +103,10 @@ def run_api(settings: Settings, host: str | None = None, port: int | None = None
         "log_config": None,
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_S,
         "server_header": False,
+        # Nothing here reads the client address or scheme; uvicorn's X-Forwarded-* rewriting costs a
+        # wrapper per request and would let any local process pick the address the access log shows.
+        "proxy_headers": False,
+        "ws": "none",  # no WebSocket routes: loading a websockets implementation costs ~7 MiB of RSS
     }
     options.update(uvicorn_options)
     log.info("api.listen url=http://%s:%d token=%s", host, port, "set" if settings.token else "unset")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import operator
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiosqlite
+from msgspec.structs import astuple
 
 from taskhub.api.liveness import worker_alive
 from taskhub.api.models import Blocker, RunOut
@@ -18,11 +21,14 @@ from taskhub.runtime.registry_loader import Registry
 LIVENESS_TTL_S = 1.0  # worker liveness is re-checked at most this often
 _HIDDEN = ("num", "reaped")  # internal: the submission ordinal (cursors carry it) and the audit counter
 _FIELDS = tuple(f for f in RunView.__struct_fields__ if f not in _HIDDEN)
+if RunOut.__struct_fields__ != (*_FIELDS, "blocked_by"):  # run_out passes the values by position
+    raise TypeError("RunOut must list RunView's fields, in order, without num and reaped, then blocked_by")
+_SHOWN = operator.itemgetter(*(i for i, f in enumerate(RunView.__struct_fields__) if f not in _HIDDEN))
 
 
 def run_out(view: RunView, blocked_by: list[Blocker] | None = None) -> RunOut:
-    values = {name: getattr(view, name) for name in _FIELDS}
-    return RunOut(**values, blocked_by=blocked_by if view.status == t.QUEUED else None)
+    values: tuple[Any, ...] = _SHOWN(astuple(view))
+    return RunOut(*values, blocked_by=blocked_by if view.status == t.QUEUED else None)  # type: ignore[misc]
 
 
 @dataclass

@@ -44,6 +44,15 @@ def test_token_is_required_on_api_routes(guarded: ApiServer) -> None:
     assert httpx.get(f"{url}/").status_code == 200, "the UI shell loads without a token; it asks for one"
 
 
+def test_token_is_required_to_submit(guarded: ApiServer) -> None:
+    url, body = f"{guarded.base_url}/api/runs", {"task_id": "noop"}
+    assert httpx.post(url, json=body).status_code == 401
+    assert httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.post(url, json=body, params={"token": TOKEN}).status_code == 401
+    ok = httpx.post(url, json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 201 and ok.json()["status"] == "queued"
+
+
 def test_query_token_only_for_event_streams(guarded: ApiServer) -> None:
     url = guarded.base_url
     assert httpx.get(f"{url}/api/runs", params={"token": TOKEN}).status_code == 401
