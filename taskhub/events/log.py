@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -34,7 +35,7 @@ class Log:
         writer = LogWriter(db_path, synchronous, clock)
         writer.start()
         signal = ChangeSignal(db_path)
-        writer.add_listener(signal.notify_threadsafe)
+        writer.add_loop_listener(asyncio.get_running_loop(), signal.notify)
         if watch:
             signal.start()
         else:
@@ -47,8 +48,9 @@ class Log:
         await self.writer.close()
         await self.reader.close()
 
-    async def run(self, op: Callable[[Txn], T]) -> T:
-        return await self.writer.run(op)
+    def run(self, op: Callable[[Txn], T]) -> Coroutine[Any, Any, T]:
+        """`await log.run(op)`: the writer's own coroutine, not one wrapped in another."""
+        return self.writer.run(op)
 
     async def read(
         self, after: int = 0, limit: int = 1000, run_id: str | None = None, types: Sequence[str] | None = None

@@ -21,9 +21,11 @@ from pathlib import Path
 from taskhub.errors import ConcurrencyConflict, StoreError
 from taskhub.events.clock import iso
 from taskhub.events.schema import migrate
-from taskhub.events.types import Envelope, Event, decode_event, encode_event, type_name
+from taskhub.events.types import ENCODER, Envelope, Event, decode_event
 
 log = logging.getLogger(__name__)
+_sha256 = hashlib.sha256
+_encode_event = ENCODER.encode
 
 BUSY_TIMEOUT_MS = 5_000
 # Writers checkpoint the WAL themselves, outside the write gate (see EventStore._maybe_checkpoint),
@@ -32,6 +34,7 @@ CHECKPOINT_COMMITS = 250
 CHECKPOINT_CHANGES = 4_000
 BEGIN_ATTEMPTS = 20  # x busy timeout before a writer gives up with StoreError
 GENESIS_HASH = "0" * 64
+VERSION_CACHE_MAX = 65_536  # streams whose version EventStore remembers between transactions
 EVENT_COLUMNS = "seq, ts, type, run_id, worker_id, data, hash"
 
 
@@ -85,10 +88,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 def chain_hash(prev: str, seq: int, ts: str, type_: str, stream: str, data: bytes) -> str:
     """H(prev_hash, seq, ts, type, stream, data): each event's hash commits to all before it."""
-    h = hashlib.sha256(prev.encode())
-    h.update(f"|{seq}|{ts}|{type_}|{stream}|".encode())
-    h.update(data)
-    return h.hexdigest()
+    return _sha256(f"{prev}|{seq}|{ts}|{type_}|{stream}|".encode() + data).hexdigest()  # one buffer, one call
 
 
 def stream_of(run_id: str | None, worker_id: str | None) -> str:
@@ -104,22 +104,74 @@ def row_to_envelope(row: Sequence[object]) -> Envelope:
     return Envelope(seq, ts, type_, run_id, worker_id, decode_event(data), hash_)  # type: ignore[arg-type]
 
 
-class Txn:
-    """One open write transaction. Appends go straight to SQL; the chain head is kept in memory."""
+_SEQUENCE_SQL = "SELECT seq FROM sqlite_sequence WHERE name = 'events'"
+# The chain head and the AUTOINCREMENT high-water mark, in one statement.
+_HEAD_SQL = f"SELECT ({_SEQUENCE_SQL}), seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 
-    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
+
+class StreamVersions:
+    """Each stream's last version as of `head`, remembered by one connection between its transactions.
+
+    Valid only while nobody else appended: a transaction that finds the log's head still at `head`
+    (seqs only grow, events are never deleted) may trust it; otherwise it is dropped. The UNIQUE
+    (stream, version) index stays the backstop either way.
+    """
+
+    def __init__(self) -> None:
+        self.head = -1
+        self.versions: dict[str, int] = {}
+
+    def validate(self, head: int) -> dict[str, int]:
+        if head != self.head:
+            self.versions.clear()
+            self.head = head
+        return self.versions
+
+    def committed(self, txn: Txn) -> None:
+        if len(self.versions) + len(txn.versions) > VERSION_CACHE_MAX:
+            self.versions.clear()
+        self.versions.update(txn.versions)
+        self.head = txn.last_seq
+
+
+class Txn:
+    """One open write transaction. Appends go straight to SQL; the chain head is kept in memory.
+
+    Stream versions are looked up once per transaction (the write lock is held throughout), or not at
+    all when `known` (versions as of the log's head, from StreamVersions) already has them.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, now: float, known: StreamVersions | None = None) -> None:
         self.conn = conn
         self.now = now
         self.ts = iso(now)
-        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        base = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        self.last_seq: int = max(row[0] if row else 0, base[0] if base else 0)
-        self.last_hash: str = row[1] if row else GENESIS_HASH
+        row = conn.execute(_HEAD_SQL).fetchone()
+        if row is None:  # no events (yet): the sequence is all there is
+            base = conn.execute(_SEQUENCE_SQL).fetchone()
+            row = (base[0] if base else 0, 0, GENESIS_HASH)
+        self.last_seq: int = max(row[0] or 0, row[1])
+        self.last_hash: str = row[2]
         self.appended: list[Envelope] = []
+        self.versions: dict[str, int] = {}  # streams appended to in this transaction
+        self._undo: list[tuple[str, int | None]] = []  # (stream, version before), for savepoint rollback
+        self._known: dict[str, int] = known.validate(self.last_seq) if known is not None else {}
 
     @property
     def next_seq(self) -> int:
         return self.last_seq + 1
+
+    def _version(self, stream: str, expected_version: int | None) -> int:
+        version = self.versions.get(stream)
+        if version is None:
+            version = self._known.get(stream)
+        if version is None:
+            if expected_version == 0:  # must be a new stream: the UNIQUE index refuses it otherwise
+                return 0
+            row = self.conn.execute(
+                "SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1", (stream,)
+            ).fetchone()
+            version = row[0] if row else 0
+        return version
 
     def append(
         self,
@@ -130,43 +182,53 @@ class Txn:
         expected_version: int | None = None,
     ) -> Envelope:
         stream = stream_of(run_id, worker_id)
-        row = self.conn.execute(
-            "SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1", (stream,)
-        ).fetchone()
-        version = (row[0] if row else 0) + 1
+        previous = self.versions.get(stream)
+        version = self._version(stream, expected_version) + 1
         if expected_version is not None and version != expected_version + 1:
             raise ConcurrencyConflict(f"{stream} is at version {version - 1}, expected {expected_version}")
         seq = self.last_seq + 1
-        name = type_name(event)
-        data = encode_event(event)
-        digest = chain_hash(self.last_hash, seq, self.ts, name, stream, data)
+        name = event.__struct_config__.tag
+        data = _encode_event(event)
+        ts = self.ts
+        digest = chain_hash(self.last_hash, seq, ts, name, stream, data)  # type: ignore[arg-type]
         try:
             self.conn.execute(
                 "INSERT INTO events (seq, ts, type, stream, version, run_id, worker_id, data, hash)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, self.ts, name, stream, version, run_id, worker_id, data, digest),
+                (seq, ts, name, stream, version, run_id, worker_id, data, digest),
             )
         except sqlite3.IntegrityError as exc:
             raise ConcurrencyConflict(f"{stream} version {version} already exists") from exc
         self.last_seq, self.last_hash = seq, digest
-        envelope = Envelope(seq, self.ts, name, run_id, worker_id, event, digest)
+        self.versions[stream] = version
+        self._undo.append((stream, previous))
+        envelope = Envelope(seq, ts, name, run_id, worker_id, event, digest)  # type: ignore[arg-type]
         self.appended.append(envelope)
         return envelope
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Run part of a transaction so that a failure undoes only that part, memory included."""
-        state = (self.last_seq, self.last_hash, len(self.appended))
+        state = (self.last_seq, self.last_hash, len(self.appended), len(self._undo))
         self.conn.execute("SAVEPOINT op")
         try:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK TO op")
             self.conn.execute("RELEASE op")
-            self.last_seq, self.last_hash, n = state
+            self.last_seq, self.last_hash, n, undo = state
             del self.appended[n:]
+            self._rewind(undo)
             raise
         self.conn.execute("RELEASE op")
+
+    def _rewind(self, mark: int) -> None:
+        while len(self._undo) > mark:
+            stream, previous = self._undo.pop()
+            if previous is None:
+                del self.versions[stream]
+            else:
+                self.versions[stream] = previous
 
 
 _local = threading.local()
@@ -238,6 +300,7 @@ class EventStore:
             raise
         self._commits = 0
         self._changes = self.conn.total_changes
+        self._versions = StreamVersions()
 
     def close(self) -> None:
         self.conn.close()
@@ -254,9 +317,10 @@ class EventStore:
         try:
             self._begin()
             try:
-                txn = Txn(self.conn, now)
+                txn = Txn(self.conn, now, self._versions)
                 yield txn
                 self.conn.execute("COMMIT")
+                self._versions.committed(txn)
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")

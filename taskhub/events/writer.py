@@ -16,7 +16,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -31,15 +30,19 @@ MAX_BATCH = 512
 Listener = Callable[[list[Envelope]], None]
 
 
-@dataclass
 class _Job(Generic[T]):
-    op: Callable[[Txn], T]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[T]
-    ok: bool = False
-    value: Any = None
-    error: BaseException | None = None
-    appended: list[Envelope] = field(default_factory=list)
+    """One queued operation and, once its batch committed, its outcome (a plain slotted class: one
+    is made per append, and a dataclass with a default factory costs twice as much)."""
+
+    __slots__ = ("error", "future", "loop", "ok", "op", "value")
+
+    def __init__(self, op: Callable[[Txn], T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]) -> None:
+        self.op = op
+        self.loop = loop
+        self.future = future
+        self.ok = False
+        self.value: Any = None
+        self.error: BaseException | None = None
 
 
 _STOP = object()
@@ -55,12 +58,19 @@ class LogWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._listeners: list[Listener] = []
+        self._loop_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
 
     def add_listener(self, listener: Listener) -> None:
         """Called on the writer thread after each commit with the events it made durable."""
         self._listeners.append(listener)
+
+    def add_loop_listener(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        """Called on `loop` after each commit that appended events, before the batch's futures resolve
+        and in the same hop between threads: each hop (a self-pipe write) hands the GIL to the loop and
+        the writer waits to get it back."""
+        self._loop_listeners.append((loop, callback))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="taskhub-log-writer", daemon=True)
@@ -132,12 +142,15 @@ class LogWriter:
             except Exception:
                 log.exception("writer.listener_failed")
         # One wake-up per event loop for the whole batch, not one per job (each is a self-pipe write).
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Callable[[], None]], list[_Job[Any]]]] = {}
+        if committed:
+            for loop, callback in self._loop_listeners:
+                by_loop.setdefault(loop, ([], []))[0].append(callback)
         for job in batch:
-            by_loop.setdefault(job.loop, []).append(job)
-        for loop, jobs in by_loop.items():
+            by_loop.setdefault(job.loop, ([], []))[1].append(job)
+        for loop, (callbacks, jobs) in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_settle, jobs)
+                loop.call_soon_threadsafe(_deliver, callbacks, jobs)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 log.warning("writer.loop_closed jobs=%d", len(jobs))
 
@@ -168,12 +181,20 @@ class LogWriter:
                     job.error = exc
                     continue
                 job.ok = True
-                job.appended = txn.appended[start:]
             return list(txn.appended)
 
 
 class _Replay(Exception):
     """An op failed after writing: roll the batch back and run it again, one savepoint per op."""
+
+
+def _deliver(callbacks: list[Callable[[], None]], jobs: list[_Job[Any]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("writer.listener_failed")
+    _settle(jobs)
 
 
 def _settle(jobs: list[_Job[Any]]) -> None:

@@ -14,7 +14,14 @@ from taskhub.events.types import FENCED_TYPES, Event, Refused, Submitted, type_n
 from taskhub.projections import transitions as t
 from taskhub.projections.decisions import decide_claim, decide_submit
 from taskhub.projections.runs import RunView, apply_run
-from taskhub.projections.tables import find_by_idempotency_key, load_run, load_worker, save_runs, save_workers
+from taskhub.projections.tables import (
+    find_by_idempotency_key,
+    load_run,
+    load_worker,
+    save_runs,
+    save_workers,
+    update_run,
+)
 from taskhub.projections.workers import apply_worker
 
 CLAIM_SCAN = 256  # most queued rows examined per query of a claim
@@ -22,7 +29,19 @@ CLAIM_SCAN = 256  # most queued rows examined per query of a claim
 
 def append_run_events(txn: Txn, run_id: str, events: Sequence[Event], worker_id: str | None = None) -> RunView:
     """Append events about one run, atomically; returns the run's new view."""
-    view = load_run(txn.conn, run_id)
+    return _append(txn, run_id, load_run(txn.conn, run_id), events, worker_id)
+
+
+def _append(
+    txn: Txn,
+    run_id: str,
+    view: RunView | None,
+    events: Sequence[Event],
+    worker_id: str | None = None,
+    new_stream: bool = False,
+) -> RunView:
+    """append_run_events with the run's current view already loaded (in this transaction)."""
+    before = view
     for event in events:
         name = type_name(event)
         if view is None:
@@ -37,10 +56,14 @@ def append_run_events(txn: Txn, run_id: str, events: Sequence[Event], worker_id:
                 )
         elif not t.allowed(view.status, name):
             raise IllegalTransition(f"run {run_id} is {view.status}: cannot apply {name}")
-        env = txn.append(event, run_id=run_id, worker_id=worker_id)
+        env = txn.append(event, run_id=run_id, worker_id=worker_id, expected_version=0 if new_stream else None)
+        new_stream = False
         view = apply_run(view, env)
     assert view is not None
-    save_runs(txn.conn, [view])
+    if before is None:
+        save_runs(txn.conn, [view])
+    else:
+        update_run(txn.conn, before, view)
     return view
 
 
@@ -51,7 +74,9 @@ def submit(txn: Txn, event: Submitted) -> tuple[RunView, bool]:
         if existing is not None:
             return existing, False
     run_id = f"r-{txn.next_seq}"
-    return append_run_events(txn, run_id, [event]), True
+    # The stream is new: its id is the seq this event is about to take. (Were it not, the UNIQUE
+    # (stream, version) index would refuse the append with ConcurrencyConflict.)
+    return _append(txn, run_id, load_run(txn.conn, run_id), [event], new_stream=True), True
 
 
 def submit_many(txn: Txn, events: Sequence[Submitted]) -> list[RunView]:
@@ -101,7 +126,7 @@ def claim(
             view = load_run(txn.conn, run_id)
             assert view is not None
             event = decide_claim(view, fence=txn.next_seq, now=now, lease_s=lease_s)
-            claimed.append(append_run_events(txn, run_id, [event], worker_id=worker_id))
+            claimed.append(_append(txn, run_id, view, [event], worker_id=worker_id))
             active[task_id] = active.get(task_id, 0) + 1
             if len(claimed) >= slots:
                 break
@@ -118,9 +143,10 @@ def append_worker_event(txn: Txn, worker_id: str, event: Event) -> None:
 
 def record_refusal(txn: Txn, run_id: str, worker_id: str | None, fence: int, event_type: str) -> None:
     """Note a refused late report on the run's stream, without touching its status."""
-    if load_run(txn.conn, run_id) is None:
+    view = load_run(txn.conn, run_id)
+    if view is None:
         raise UnknownRun(f"no run {run_id}")
-    append_run_events(txn, run_id, [Refused(fence=fence, event_type=event_type)], worker_id=worker_id)
+    _append(txn, run_id, view, [Refused(fence=fence, event_type=event_type)], worker_id=worker_id)
 
 
 __all__ = ["append_run_events", "append_worker_event", "claim", "decide_submit", "record_refusal", "submit"]

@@ -15,9 +15,11 @@ Progress = Callable[[int, int], None]  # (done, total)
 
 
 def _counted(events: Iterator[Envelope], total: int, progress: Progress | None) -> Iterator[Envelope]:
-    if progress is None:
-        yield from events
-        return
+    # Not a generator itself when there is nothing to report: each layer costs every event a resume.
+    return events if progress is None else _reporting(events, total, progress)
+
+
+def _reporting(events: Iterator[Envelope], total: int, progress: Progress) -> Iterator[Envelope]:
     for n, env in enumerate(events, 1):
         if n % 50_000 == 0:
             progress(n, total)

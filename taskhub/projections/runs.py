@@ -78,6 +78,7 @@ class RunView(msgspec.Struct, frozen=True):
 
 
 _replace = msgspec.structs.replace
+_TRANSITIONS, _ANNOTATIONS = t.TRANSITIONS, t.ANNOTATIONS
 # What a new claim clears of the previous attempt.
 _ATTEMPT_RESET: dict[str, Any] = dict.fromkeys(
     ("started_at", "finished_at", "pid", "pgid", "create_time", "argv", "exit_code", "signal", "outcome",
@@ -92,10 +93,18 @@ def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
         if isinstance(event, Submitted) and env.run_id is not None:
             return _submitted(env.run_id, event, env)
         return None
-    if not t.allowed(view.status, env.type):
+    # t.allowed(), inlined: this runs once per event of every replay.
+    if (view.status, env.type) not in _TRANSITIONS and env.type not in _ANNOTATIONS:
         return _replace(view, last_seq=env.seq)
     seq = env.seq
+    # Cases in order of frequency: each class pattern is an isinstance() call (~70 ns when it fails),
+    # and a run has many heartbeats and progress reports for one claim, start and exit.
     match event:
+        case Heartbeat():
+            return _replace(view, lease_expires_at=event.lease_expires_at, last_seq=seq)
+        case Progress():
+            progress = ProgressView(event.pct, event.message, event.extra)
+            return _replace(view, progress=progress, last_seq=seq)
         case Claimed():
             if view.attempt:  # a retry: forget the previous attempt (a first claim has nothing to forget)
                 view = _replace(view, **_ATTEMPT_RESET)
@@ -122,21 +131,6 @@ def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
                 started_at=env.ts,
                 last_seq=seq,
             )
-        case Heartbeat():
-            return _replace(view, lease_expires_at=event.lease_expires_at, last_seq=seq)
-        case Progress():
-            progress = ProgressView(event.pct, event.message, event.extra)
-            return _replace(view, progress=progress, last_seq=seq)
-        case Artifact():
-            kept = [a for a in view.artifacts if a.name != event.name]
-            kept.append(ArtifactView(event.name, event.description))
-            return _replace(view, artifacts=kept, last_seq=seq)
-        case Result():
-            return _replace(view, result=event.value, last_seq=seq)
-        case CancelRequested():
-            return _replace(view, status=t.CANCELLING, cancel_reason=event.reason, last_seq=seq)
-        case Cancelled():
-            return _replace(view, status=t.CANCELLED, cancel_reason=event.reason, finished_at=env.ts, last_seq=seq)
         case Exited():
             return _replace(
                 view,
@@ -150,6 +144,16 @@ def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
                 lease_expires_at=None,
                 last_seq=seq,
             )
+        case Artifact():
+            kept = [a for a in view.artifacts if a.name != event.name]
+            kept.append(ArtifactView(event.name, event.description))
+            return _replace(view, artifacts=kept, last_seq=seq)
+        case Result():
+            return _replace(view, result=event.value, last_seq=seq)
+        case CancelRequested():
+            return _replace(view, status=t.CANCELLING, cancel_reason=event.reason, last_seq=seq)
+        case Cancelled():
+            return _replace(view, status=t.CANCELLED, cancel_reason=event.reason, finished_at=env.ts, last_seq=seq)
         case Reaped():
             status = t.CANCELLED if view.status == t.CANCELLING else t.FAILED
             return _replace(
