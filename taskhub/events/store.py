@@ -28,7 +28,7 @@ _sha256 = hashlib.sha256
 _encode_event = ENCODER.encode
 
 BUSY_TIMEOUT_MS = 5_000
-# Writers checkpoint the WAL themselves, outside the write gate (see EventStore._maybe_checkpoint),
+# Writers checkpoint the WAL themselves, outside the write gate (see EventStore.maybe_checkpoint),
 # after this many commits or rows changed, whichever comes first (SQLite's own default is ~1000 pages).
 CHECKPOINT_COMMITS = 250
 CHECKPOINT_CHANGES = 4_000
@@ -309,8 +309,12 @@ class EventStore:
             self._gate = None
 
     @contextmanager
-    def transaction(self, now: float) -> Iterator[Txn]:
-        """BEGIN IMMEDIATE (read-then-write must not be deferred), COMMIT on success."""
+    def transaction(self, now: float, *, checkpoint: bool = True) -> Iterator[Txn]:
+        """BEGIN IMMEDIATE (read-then-write must not be deferred), COMMIT on success.
+
+        `checkpoint=False` leaves the occasional WAL checkpoint to the caller (maybe_checkpoint()),
+        to run once it has told its waiters: the group-commit writer acknowledges first.
+        """
         if self._gate is None:
             raise StoreError("this store is read-only or closed")
         self._gate.acquire()
@@ -329,9 +333,10 @@ class EventStore:
             self._gate.release()
         if txn.appended:
             self._gate.ring()
-        self._maybe_checkpoint()
+        if checkpoint:
+            self.maybe_checkpoint()
 
-    def _maybe_checkpoint(self) -> None:
+    def maybe_checkpoint(self) -> None:
         """Copy the WAL back into the database now and then, after releasing the gate.
 
         SQLite's autocheckpoint runs inside COMMIT, so under the gate it would stall every other

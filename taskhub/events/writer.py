@@ -153,12 +153,15 @@ class LogWriter:
                 loop.call_soon_threadsafe(_deliver, callbacks, jobs)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 log.warning("writer.loop_closed jobs=%d", len(jobs))
+        # Now and then this copies the WAL back and fsyncs: after the acknowledgements, so the loop
+        # hands out results and queues the next batch meanwhile (this thread waits without the GIL).
+        store.maybe_checkpoint()
 
     def _apply(self, store: EventStore, batch: list[_Job[Any]], careful: bool) -> list[Envelope]:
         """Run the batch in one transaction; return what it appended. Without `careful`, raise _Replay
         (rolling back) if an op failed after writing, since only a savepoint could undo just that op."""
         conn = store.conn
-        with store.transaction(self._clock()) as txn:
+        with store.transaction(self._clock(), checkpoint=False) as txn:
             for job in batch:
                 job.ok, job.error, job.value = False, None, None
                 start = len(txn.appended)

@@ -8,13 +8,15 @@ the plain path (a fresh lookup, a full upsert) would have stored.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from taskhub.errors import ConcurrencyConflict
 from taskhub.events.clock import iso
-from taskhub.events.store import EventStore, Txn
+from taskhub.events.log import Log
+from taskhub.events.store import CHECKPOINT_COMMITS, EventStore, Txn
 from taskhub.events.types import Heartbeat, Progress, Started, Submitted, WorkerStarted
 from taskhub.projections import ops
 from taskhub.projections.audit import audit
@@ -202,3 +204,17 @@ def test_a_remembered_version_costs_no_lookup(store: EventStore) -> None:
         store.conn.set_trace_callback(None)
     assert not [s for s in statements if "SELECT version" in s]
     assert versions(store, "run:a") == [1, 2, 3, 4]
+
+
+async def test_the_group_commit_writer_still_checkpoints(tmp_path: Path) -> None:
+    """The writer checkpoints after acknowledging a batch, not inside the transaction: the WAL's
+    pages still reach the database file after CHECKPOINT_COMMITS commits."""
+    db = tmp_path / "ckpt.db"
+    log = await Log.open(db, synchronous="NORMAL", watch=False)
+    try:
+        size = db.stat().st_size
+        for i in range(CHECKPOINT_COMMITS + 2):
+            await log.run(partial(ops.submit, event=Submitted(task_id="t", params={"i": i})))
+        assert db.stat().st_size > size
+    finally:
+        await log.close()
