@@ -97,14 +97,9 @@ def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
     if (view.status, env.type) not in _TRANSITIONS and env.type not in _ANNOTATIONS:
         return _replace(view, last_seq=env.seq)
     seq = env.seq
-    # Cases in order of frequency: each class pattern is an isinstance() call (~70 ns when it fails),
-    # and a run has many heartbeats and progress reports for one claim, start and exit.
+    # The common cases first: each class pattern is an isinstance() call (~75 ns when it fails). Every
+    # attempt has a claim, a start and an exit (most runs have little else); then heartbeats, progress.
     match event:
-        case Heartbeat():
-            return _replace(view, lease_expires_at=event.lease_expires_at, last_seq=seq)
-        case Progress():
-            progress = ProgressView(event.pct, event.message, event.extra)
-            return _replace(view, progress=progress, last_seq=seq)
         case Claimed():
             if view.attempt:  # a retry: forget the previous attempt (a first claim has nothing to forget)
                 view = _replace(view, **_ATTEMPT_RESET)
@@ -144,6 +139,11 @@ def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
                 lease_expires_at=None,
                 last_seq=seq,
             )
+        case Heartbeat():
+            return _replace(view, lease_expires_at=event.lease_expires_at, last_seq=seq)
+        case Progress():
+            progress = ProgressView(event.pct, event.message, event.extra)
+            return _replace(view, progress=progress, last_seq=seq)
         case Artifact():
             kept = [a for a in view.artifacts if a.name != event.name]
             kept.append(ArtifactView(event.name, event.description))
