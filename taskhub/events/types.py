@@ -159,7 +159,6 @@ class Envelope(msgspec.Struct, frozen=True):
 
 ENCODER = msgspec.json.Encoder()
 EVENT_DECODER = msgspec.json.Decoder(Event)
-_DATA_DROPS_TAG = {"type"}
 
 
 def encode_event(event: Event) -> bytes:
