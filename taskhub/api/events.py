@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from taskhub.api.broadcast import stream_frames
 from taskhub.api.hub import hub_of
-from taskhub.api.models import EventOut, EventPage
+from taskhub.api.models import MAX_SQL_INT, EventOut, EventPage
 from taskhub.api.sse import EventStream
 from taskhub.errors import InvalidParams
 from taskhub.events.types import TYPE_NAMES, envelope_dict
@@ -30,7 +30,7 @@ def parse_types(raw: str | None) -> list[str] | None:
 @get("/api/events", operation_id="listEvents", summary="A page of the log, in seq order, optionally filtered")
 async def list_events(
     state: State,
-    after: Annotated[int, Parameter(ge=0)] = 0,
+    after: Annotated[int, Parameter(ge=0, le=MAX_SQL_INT)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 1000,
     run_id: str | None = None,
     type_: Annotated[str | None, Parameter(query="type", description="comma-separated event types")] = None,
@@ -65,7 +65,7 @@ def _resume_point(request: Request[Any, Any, Any], after: int | None) -> int:
 async def stream_events(
     state: State,
     request: Request[Any, Any, Any],
-    after: Annotated[int | None, Parameter(ge=0)] = None,
+    after: Annotated[int | None, Parameter(ge=0, le=MAX_SQL_INT)] = None,
     run_id: str | None = None,
     type_: Annotated[str | None, Parameter(query="type", description="comma-separated event types")] = None,
 ) -> EventStream:

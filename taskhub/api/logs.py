@@ -21,6 +21,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from taskhub.api.hub import Hub, hub_of
+from taskhub.api.models import MAX_SQL_INT
 from taskhub.api.runs import find_run
 from taskhub.api.sse import PING, EventStream, Killer, frame
 from taskhub.errors import InvalidParams, NotFound
@@ -94,7 +95,7 @@ async def get_log(
     state: State,
     run_id: str,
     stream: str,
-    offset: int = 0,
+    offset: Annotated[int, Parameter(ge=-MAX_SQL_INT, le=MAX_SQL_INT)] = 0,
     limit: Annotated[int, Parameter(ge=0, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Response[bytes]:
     hub = hub_of(state)
@@ -160,7 +161,11 @@ async def log_frames(hub: Hub, run_id: str, path: Path, offset: int, killer: Kil
     media_type="text/event-stream",
 )
 async def stream_log(
-    state: State, request: Request[Any, Any, Any], run_id: str, stream: str, offset: int = 0
+    state: State,
+    request: Request[Any, Any, Any],
+    run_id: str,
+    stream: str,
+    offset: Annotated[int, Parameter(ge=-MAX_SQL_INT, le=MAX_SQL_INT)] = 0,
 ) -> EventStream:
     hub = hub_of(state)
     await find_run(hub, run_id)

@@ -11,7 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from taskhub.api.hub import Hub, hub_of
-from taskhub.api.models import CancelBody, EventOut, EventPage, RunOut, RunPage, SubmitBody
+from taskhub.api.models import MAX_SQL_INT, CancelBody, EventOut, EventPage, RunOut, RunPage, SubmitBody
 from taskhub.api.submit import submit, submitted
 from taskhub.api.views import blockers, cheap_blockers, run_out
 from taskhub.errors import IllegalTransition, InvalidParams, UnknownRun
@@ -131,7 +131,7 @@ async def retry_run(state: State, run_id: str) -> RunOut:
 async def run_events(
     state: State,
     run_id: str,
-    after: Annotated[int, Parameter(ge=0)] = 0,
+    after: Annotated[int, Parameter(ge=0, le=MAX_SQL_INT)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
 ) -> EventPage:
     hub = hub_of(state)

@@ -339,3 +339,14 @@ def test_openapi_document_names_every_operation(client: httpx.Client) -> None:
     }
     assert expected <= ops_
     assert all(p.startswith("/api/") for p in doc["paths"])
+
+
+def test_integers_past_64_bits_are_a_422_not_a_500(client: httpx.Client) -> None:
+    """Found by schemathesis: an `after` beyond SQLite's 64-bit integers used to reach the database."""
+    huge = str(2**80)
+    for path in ("/api/events", "/api/events/stream", "/api/runs/r-1/events"):
+        response = client.get(path, params={"after": huge})
+        assert response.status_code in (404, 422), (path, response.status_code, response.text)
+        assert response.status_code != 500
+    response = client.get("/api/events", params={"after": huge})
+    assert response.status_code == 422 and "after" in response.text
