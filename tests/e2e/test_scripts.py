@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,8 +23,6 @@ from tests.helpers.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT_TIMEOUT_S = 300  # start.sh syncs a whole environment on first use
-
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git to clone the repository")
 
 
 def free_port() -> int:
