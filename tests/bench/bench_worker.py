@@ -105,7 +105,7 @@ class Home:
             self._check_workers()
             if time.monotonic() > deadline:
                 raise SystemExit(f"workers did not start within {timeout:g}s")
-            time.sleep(0.01)
+            time.sleep(0.01)  # poll interval, bounded by the deadline above
 
     def count_events(self, type_: str) -> int:
         return int(self.store.conn.execute("SELECT count(*) FROM events WHERE type = ?", (type_,)).fetchone()[0])
