@@ -11,6 +11,7 @@ from taskhub.projections.runs import ArtifactView, ProgressView
 # Query integers reach SQLite (64-bit) and os.pread: bigger ones would be a 500, not a 422.
 MAX_SQL_INT = 2**63 - 1
 
+
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     """Every error answer: the HTTP status, a human message and, for a validation error, the field."""
 

@@ -61,7 +61,7 @@ API_LAUNCHER = """
 import sys
 from taskhub.api.server import run_api
 from taskhub.settings import load_settings
-sys.exit(run_api(load_settings(), access_log=False, log_level="warning"))
+sys.exit(run_api(load_settings()))  # as `taskhub api` runs it: the default settings, logging included
 """
 
 APPENDER = """

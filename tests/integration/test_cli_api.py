@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from taskhub.errors import ConfigError
+from taskhub.settings import load_settings
 from tests.helpers.waiting import wait_until
 from tests.integration.test_cli_support import Home, home_at
 
@@ -26,6 +28,7 @@ def _healthy(url: str, token: str | None = None) -> bool:
 def home(tmp_path: Path) -> Iterator[Home]:
     with home_at(tmp_path) as h:
         h.env["TASKHUB_TOKEN"] = "s3cret-token"
+        h.env["TASKHUB_ACCESS_LOG"] = "1"  # off by default; the access log proves the CLI used HTTP
         h.start("api", stdout=h.path / "api.log")
         url = f"http://127.0.0.1:{h.env['TASKHUB_PORT']}"
         wait_until(lambda: _healthy(url, "s3cret-token"), 60, interval=0.1, message="the API to answer")
@@ -42,9 +45,9 @@ def test_submit_and_cancel_go_through_the_api(home: Home) -> None:
     wait_until(lambda: api_requests(home, "POST /api/runs") >= 1, 10, message="the API's access log")
 
     first = json.loads(home.ok("submit", "sleep", "--idempotency-key", "same", "-o", "json"))
-    assert json.loads(home.ok("submit", "sleep", "--idempotency-key", "same", "-o", "json"))["run_id"] == first[
-        "run_id"
-    ]
+    assert (
+        json.loads(home.ok("submit", "sleep", "--idempotency-key", "same", "-o", "json"))["run_id"] == first["run_id"]
+    )
 
     result = home.run("submit", "no_such_task")
     assert result.returncode == 1 and "unknown task 'no_such_task'" in result.stderr and "hello_world" in result.stderr
@@ -82,3 +85,26 @@ def test_follow_through_the_api_without_the_database(home: Home, tmp_path: Path)
     assert result.returncode == 3
     assert "about to fail" in result.stdout and "boom" in result.stderr
     assert not (tmp_path / "not-here").exists()
+
+
+def test_access_log_is_off_unless_asked(tmp_path: Path) -> None:
+    with home_at(tmp_path) as h:
+        h.env.pop("TASKHUB_ACCESS_LOG", None)
+        h.start("api", stdout=h.path / "api.log")
+        url = f"http://127.0.0.1:{h.env['TASKHUB_PORT']}"
+        wait_until(lambda: _healthy(url), 60, interval=0.1, message="the API to answer")
+        submitted = httpx.post(f"{url}/api/runs", json={"task_id": "sleep"})
+        assert submitted.status_code == 201
+        h.stop_all()  # the log is complete once the API has stopped
+        text = (h.path / "api.log").read_text()
+        assert "api.started" in text and "api.stopped" in text
+        assert "POST /api/runs" not in text and "GET /api/health" not in text
+
+
+def test_access_log_setting(tmp_path: Path) -> None:
+    home = str(tmp_path)
+    assert not load_settings({"TASKHUB_HOME": home}).access_log
+    assert load_settings({"TASKHUB_HOME": home, "TASKHUB_ACCESS_LOG": "1"}).access_log
+    assert not load_settings({"TASKHUB_HOME": home, "TASKHUB_ACCESS_LOG": "off"}).access_log
+    with pytest.raises(ConfigError, match="TASKHUB_ACCESS_LOG"):
+        load_settings({"TASKHUB_HOME": home, "TASKHUB_ACCESS_LOG": "loud"})
