@@ -15,14 +15,22 @@ def attempt_marker(attempt: int) -> bytes:
 
 
 def prepare_run_dir(run_dir: Path, attempt: int) -> Path:
-    """Create the run's folders and log files; a later attempt's output follows one marker line.
+    """Create the run's folders; a later attempt's output follows one marker line.
 
-    Creating files costs 0.3-0.7 ms each on this kind of disk: the worker calls this in a thread.
+    The log files themselves are created by the spawn, which opens them anyway: two creates fewer
+    per run (each ~0.1 ms of system time here). A run that never spawns gets them from ensure_logs.
     """
     artifacts = run_dir / "artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
-    for stream in STREAMS:
-        os.close(os.open(run_dir / f"{stream}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+    try:
+        os.mkdir(run_dir)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # the runs folder itself is missing
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(artifacts)
+    except FileExistsError:
+        pass
     if attempt > 1:
         marker = attempt_marker(attempt)
         for stream in STREAMS:
@@ -36,6 +44,12 @@ def prepare_run_dir(run_dir: Path, attempt: int) -> Path:
                 f.write(marker)
                 marker = attempt_marker(attempt)
     return artifacts
+
+
+def ensure_logs(run_dir: Path) -> None:
+    """Both log files exist, even for a run whose command never started."""
+    for stream in STREAMS:
+        os.close(os.open(run_dir / f"{stream}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
 
 
 class LogCap:

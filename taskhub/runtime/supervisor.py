@@ -28,18 +28,19 @@ from taskhub.projections.runs import RunView
 from taskhub.projections.tables import load_run
 from taskhub.registry import build_argv
 from taskhub.runtime.cgroups import RunCgroup
+from taskhub.runtime.folders_ahead import FoldersAhead
 from taskhub.runtime.killing import kill_run_tree
 from taskhub.runtime.output_tail import OutputTail
 from taskhub.runtime.process import ProcessIdentity, Spawned, SpawnError, child_env, spawn
 from taskhub.runtime.registry_loader import LoadedTask
-from taskhub.runtime.run_files import LogCap, prepare_run_dir
+from taskhub.runtime.run_files import LogCap, ensure_logs, prepare_run_dir
 from taskhub.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TAIL_INTERVAL_S = 0.2  # how often a running task's stdout is read for structured lines
 REPORT_RETRY_S = 0.5
-CONTAIN_AFTER_S = 0.05  # a run still alive this long after its spawn is moved into its own cgroup
+SHORT_RUN_S = 0.005  # a run over this soon is recorded in one commit; one still alive gets a cgroup
 
 
 @dataclass
@@ -54,6 +55,7 @@ class WorkerContext:
     python_bin_dir: str
     find_task: Callable[[str, str | None], Any]  # async (task_id, version) -> LoadedTask | None
     release_slot: Callable[[str], None]  # the run's process is gone: its slot may take another run
+    folders: FoldersAhead  # run folders made ahead of the claim
 
 
 class RunSupervisor:
@@ -83,7 +85,9 @@ class RunSupervisor:
 
         def op(txn: Txn) -> RunView:
             return ops.append_run_events(
-                txn, self.run_id, [Heartbeat(fence=self.fence, lease_expires_at=iso(txn.now + lease_s))],
+                txn,
+                self.run_id,
+                [Heartbeat(fence=self.fence, lease_expires_at=iso(txn.now + lease_s))],
                 self.ctx.worker_id,
             )
 
@@ -107,53 +111,68 @@ class RunSupervisor:
     async def _run(self) -> None:
         settings = self.ctx.settings
         run_dir = settings.run_dir(self.run_id)
-        # File creation is slow on some disks (~0.5 ms each): in a thread, so slots overlap.
-        artifacts = await asyncio.to_thread(prepare_run_dir, run_dir, self.view.attempt)
+        if self.view.attempt == 1 and self.ctx.folders.ready(self.run_id):
+            artifacts = run_dir / "artifacts"
+        else:
+            artifacts = prepare_run_dir(run_dir, self.view.attempt)
         stdout_path, stderr_path = run_dir / "stdout.log", run_dir / "stderr.log"
         loaded: LoadedTask | None = await self.ctx.find_task(self.view.task_id, self.view.task_version)
         if loaded is None:
-            await self._spawn_failed(f"unknown task {self.view.task_id!r}: no such task is loaded", stderr_path)
+            await self._spawn_failed(f"unknown task {self.view.task_id!r}: no such task is loaded", run_dir)
             return
         try:
             argv = build_argv(loaded.spec, self.view.params)
         except TaskHubError as exc:
-            await self._spawn_failed(f"cannot build the command: {exc}", stderr_path)
+            await self._spawn_failed(f"cannot build the command: {exc}", run_dir)
             return
         env = child_env(
-            self.ctx.base_env, run_id=self.run_id, attempt=self.view.attempt, run_dir=run_dir,
-            artifacts_dir=artifacts, python_bin_dir=self.ctx.python_bin_dir,
+            self.ctx.base_env,
+            run_id=self.run_id,
+            attempt=self.view.attempt,
+            run_dir=run_dir,
+            artifacts_dir=artifacts,
+            python_bin_dir=self.ctx.python_bin_dir,
         )
         tail = OutputTail(stdout_path, self.fence, time.time)
         try:
-            spawned = await spawn(argv, cwd=settings.home, env=env, stdout_path=stdout_path,
-                                  stderr_path=stderr_path)
+            spawned = await spawn(argv, cwd=settings.home, env=env, stdout_path=stdout_path, stderr_path=stderr_path)
         except SpawnError as exc:
-            await self._spawn_failed(str(exc), stderr_path)
+            await self._spawn_failed(str(exc), run_dir)
             return
         self.spawned = spawned
         started_mono = time.monotonic()
+        started = Started(
+            fence=self.fence,
+            pid=spawned.pid,
+            pgid=spawned.pgid,
+            create_time=spawned.create_time,
+            host=self.ctx.host,
+            argv=argv,
+        )
+        caps = [LogCap(stdout_path, settings.log_cap_bytes), LogCap(stderr_path, settings.log_cap_bytes)]
+        if await self._ended_quickly(spawned):
+            # Most runs of a busy queue are short: one over within SHORT_RUN_S is recorded in one
+            # commit (started, its output, exited) instead of two, and never needs a cgroup.
+            _kill_group_leftovers(spawned.pgid)
+            for cap in caps:
+                cap.enforce()
+            output = tail.poll(final=True)
+            self.ctx.release_slot(self.run_id)
+            outcome = "succeeded" if spawned.process.returncode == 0 else "failed"
+            await self._report_exit(
+                outcome, spawned.process.returncode, time.monotonic() - started_mono, before=[started, *output]
+            )
+            return
         # Moving a pid into a cgroup now and then takes 10-30 ms (the kernel synchronises every
-        # migration), which would dominate a short run: only runs still alive after a moment get
-        # one. Until then the process group and the environment scan contain them.
-        contain: asyncio.Future[RunCgroup | None] | None = None
-
-        def start_containment() -> None:
-            nonlocal contain
-            if spawned.process.returncode is None:
-                contain = asyncio.ensure_future(
-                    asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid))
-
-        contain_later = asyncio.get_running_loop().call_later(CONTAIN_AFTER_S, start_containment)
-        started = Started(fence=self.fence, pid=spawned.pid, pgid=spawned.pgid, create_time=spawned.create_time,
-                          host=self.ctx.host, argv=argv)
-        # The process runs while `started` is being committed: a short run is over by then.
+        # migration), which would dominate a short run: only runs still alive by now get one. Until
+        # then the process group and the environment scan contain them.
+        contain = asyncio.ensure_future(asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid))
+        # The process runs while `started` is being committed.
         self._started = asyncio.ensure_future(self._report_started(started))
-        outcome = await self._watch(spawned, tail, [LogCap(stdout_path, settings.log_cap_bytes),
-                                                    LogCap(stderr_path, settings.log_cap_bytes)])
-        contain_later.cancel()
+        outcome = await self._watch(spawned, tail, caps)
         returncode = spawned.process.returncode
         await self._started
-        cgroup = await contain if contain is not None else None
+        cgroup = await contain
         if cgroup is not None:
             if cgroup.populated():
                 await asyncio.to_thread(_release, cgroup)
@@ -169,25 +188,33 @@ class RunSupervisor:
             return
         await self._report_exit(outcome, returncode, time.monotonic() - started_mono)
 
+    async def _ended_quickly(self, spawned: Spawned) -> bool:
+        """True if the process ended within SHORT_RUN_S (or its shorter timeout) with no stop asked."""
+        window = SHORT_RUN_S
+        if self.view.timeout_s:
+            window = min(window, self.view.timeout_s)
+        await asyncio.wait((spawned.process.exited,), timeout=window)
+        return spawned.process.exited.done() and self.stop_reason is None
+
     async def _report_started(self, started: Started) -> None:
         if await self._report(lambda _v: [started]) and self.view.status == "cancelling":
             self.request_stop("cancelled")
 
     async def _watch(self, spawned: Spawned, tail: OutputTail, caps: Sequence[LogCap]) -> str:
         """Until the process ends: tail output, enforce caps, the timeout, cancel and fencing."""
-        wait = asyncio.ensure_future(spawned.process.wait())
+        wait = spawned.process.exited
         timeout_s = self.view.timeout_s
         deadline = time.monotonic() + timeout_s if timeout_s else None
         killer: asyncio.Task[list[int]] | None = None
         while not wait.done():
-            waker = asyncio.ensure_future(self._wake.wait())
+            waker: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
             timeout = TAIL_INTERVAL_S
             due = tail.due_in()
             if due is not None:
                 timeout = min(timeout, due)
             if deadline is not None:
                 timeout = max(0.0, min(timeout, deadline - time.monotonic()))
-            await asyncio.wait({wait, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((wait, waker), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             waker.cancel()
             self._wake.clear()
             # Read before cutting, so structured lines past the cap still become events.
@@ -218,8 +245,13 @@ class RunSupervisor:
     async def _kill(self) -> list[int]:
         spawned = self.spawned
         identity = ProcessIdentity(spawned.pid, spawned.create_time) if spawned else None
-        return await kill_run_tree(self.run_id, spawned.pgid if spawned else None, identity,
-                                   self.ctx.settings.kill_grace_s, runs_dir=self.ctx.settings.runs_dir)
+        return await kill_run_tree(
+            self.run_id,
+            spawned.pgid if spawned else None,
+            identity,
+            self.ctx.settings.kill_grace_s,
+            runs_dir=self.ctx.settings.runs_dir,
+        )
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -250,7 +282,9 @@ class RunSupervisor:
         if events:
             await self._report(lambda _v: events)
 
-    async def _report_exit(self, outcome: str, returncode: int | None, duration_s: float) -> None:
+    async def _report_exit(
+        self, outcome: str, returncode: int | None, duration_s: float, before: Sequence[Event] = ()
+    ) -> None:
         exit_code = returncode if returncode is not None and returncode >= 0 else None
         sig = -returncode if returncode is not None and returncode < 0 else None
         reason = "worker_gone" if self.stop_reason == "shutdown" else None
@@ -258,20 +292,42 @@ class RunSupervisor:
         jitter = random.random()
 
         def make(current: RunView) -> list[Event]:
-            return decide_exit(current, fence=self.fence, exit_code=exit_code, signal=sig, outcome=outcome,
-                               duration_s=round(duration_s, 6), now=time.time(), jitter=jitter, reason=reason,
-                               error=error)
+            return [
+                *before,
+                *decide_exit(
+                    current,
+                    fence=self.fence,
+                    exit_code=exit_code,
+                    signal=sig,
+                    outcome=outcome,
+                    duration_s=round(duration_s, 6),
+                    now=time.time(),
+                    jitter=jitter,
+                    reason=reason,
+                    error=error,
+                ),
+            ]
 
         await self._report(make, retry=True)
 
-    async def _spawn_failed(self, message: str, stderr_path: os.PathLike[str]) -> None:
+    async def _spawn_failed(self, message: str, run_dir: Path) -> None:
         log.warning("worker.spawn_error run_id=%s error=%s", self.run_id, message)
-        await asyncio.to_thread(_append_line, stderr_path, f"taskhub: {message}\n")
+        await asyncio.to_thread(_note_spawn_error, run_dir, f"taskhub: {message}\n")
         jitter = random.random()
 
         def make(current: RunView) -> list[Event]:
-            return decide_exit(current, fence=self.fence, exit_code=None, signal=None, outcome="failed",
-                               duration_s=0.0, now=time.time(), jitter=jitter, reason="spawn_error", error=message)
+            return decide_exit(
+                current,
+                fence=self.fence,
+                exit_code=None,
+                signal=None,
+                outcome="failed",
+                duration_s=0.0,
+                now=time.time(),
+                jitter=jitter,
+                reason="spawn_error",
+                error=message,
+            )
 
         await self._report(make, retry=True)
 
@@ -317,6 +373,7 @@ def _release(cgroup: RunCgroup) -> None:
     cgroup.remove()
 
 
-def _append_line(path: os.PathLike[str], text: str) -> None:
-    with open(path, "a", encoding="utf-8") as f:
+def _note_spawn_error(run_dir: Path, text: str) -> None:
+    ensure_logs(run_dir)
+    with open(run_dir / "stderr.log", "a", encoding="utf-8") as f:
         f.write(text)

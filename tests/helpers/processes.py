@@ -14,6 +14,8 @@ import uuid
 
 import psutil
 
+from taskhub.runtime.process import Child
+
 RUN_ID_ENV = "TASKHUB_RUN_ID"
 
 
@@ -50,14 +52,14 @@ class Janitor:
     def __init__(self) -> None:
         self.run_ids: list[str] = []
         self.pids: list[tuple[int, float]] = []
-        self.processes: list[asyncio.subprocess.Process] = []
+        self.processes: list[Child] = []
 
     def run_id(self) -> str:
         run_id = new_run_id()
         self.run_ids.append(run_id)
         return run_id
 
-    def track(self, process: asyncio.subprocess.Process) -> asyncio.subprocess.Process:
+    def track(self, process: Child) -> Child:
         self.processes.append(process)
         self.track_pid(process.pid)
         return process

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import signal
 import stat
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
@@ -20,7 +22,6 @@ from taskhub.runtime.process import (
     SpawnError,
     child_env,
     default_python_bin_dir,
-    install_fast_child_watcher,
     spawn,
 )
 from tests.helpers.processes import Janitor
@@ -214,27 +215,53 @@ async def test_identity_with_another_create_time_does_not_match(janitor: Janitor
     assert not spawned.identity.reused()
 
 
-@pytest.fixture
-def restore_child_watcher() -> Iterator[None]:
-    if sys.version_info >= (3, 12):
-        yield
-        return
-    previous = asyncio.get_child_watcher()
-    yield
-    asyncio.set_child_watcher(previous)
+async def test_each_way_in_reports_exit_codes_and_signals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """posix_spawn serves runs started in the worker's own directory; elsewhere Popen does."""
+    for own_dir in (True, False):
+        if own_dir:
+            monkeypatch.chdir(tmp_path)
+        else:
+            monkeypatch.chdir("/")
+        janitor = Janitor()
+        try:
+            code = await run(janitor, tmp_path, [PY, "-c", "import sys; sys.exit(7)"])
+            assert (code.process._popen is None) is own_dir  # Popen is only the fallback
+            assert await finish(code) == 7
+            killed = await run(janitor, tmp_path, ["sleep", "60"])
+            os.killpg(killed.pgid, signal.SIGTERM)
+            assert await finish(killed) == -signal.SIGTERM
+            assert killed.process.returncode == -signal.SIGTERM
+        finally:
+            await janitor.cleanup()
 
 
-@pytest.mark.usefixtures("restore_child_watcher")
-async def test_fast_child_watcher(janitor: Janitor, tmp_path: Path) -> None:
-    installed = install_fast_child_watcher()
-    if sys.version_info >= (3, 12):
-        assert installed is False  # pidfds are the default there
-    else:
-        assert installed is True
-        assert isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)
-    sleeper = await run(janitor, tmp_path, ["sleep", "0.3"])
-    assert install_fast_child_watcher() is installed  # idempotent, even with a child being watched
-    spawned = await run(janitor, tmp_path, [PY, "-c", "print('ok')"])
+async def test_exit_is_seen_without_pidfds(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pidfds(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.ENOSYS, "pidfd_open is not available")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfds)  # an old kernel or a sandbox
+    spawned = await run(janitor, tmp_path, [PY, "-c", "import sys; sys.exit(3)"])
+    assert await finish(spawned) == 3
+
+
+async def test_a_waiter_cancelled_leaves_the_exit_for_others(janitor: Janitor, tmp_path: Path) -> None:
+    spawned = await run(janitor, tmp_path, ["sleep", "0.2"])
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(spawned.process.wait(), timeout=0.01)
     assert await finish(spawned) == 0
-    assert await finish(sleeper) == 0
-    assert (tmp_path / "stdout.log").read_text() == "ok\n"
+    assert spawned.process.exited.result() == 0
+
+
+@pytest.mark.parametrize("own_dir", [True, False])
+async def test_sigpipe_is_not_ignored_in_the_child(
+    janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_dir: bool
+) -> None:
+    """Python ignores SIGPIPE, and an ignored signal stays ignored across exec: the command must
+    get the default back, or `yes | head` in a task would never end."""
+    monkeypatch.chdir(tmp_path if own_dir else "/")
+    spawned = await run(janitor, tmp_path, ["cat", "/proc/self/status"])
+    assert await finish(spawned) == 0
+    [ignored] = [
+        line.split()[1] for line in (tmp_path / "stdout.log").read_text().splitlines() if line.startswith("SigIgn:")
+    ]
+    assert not int(ignored, 16) & (1 << (signal.SIGPIPE - 1))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from taskhub.runtime.run_files import CAP_MARKER, LogCap, attempt_marker, prepare_run_dir
+from taskhub.runtime.run_files import CAP_MARKER, LogCap, attempt_marker, ensure_logs, prepare_run_dir
 
 
 def test_attempt_marker_is_one_line_of_taskhubs_own() -> None:
@@ -16,12 +16,20 @@ def test_attempt_marker_is_one_line_of_taskhubs_own() -> None:
     assert attempt_marker(3).count(b"\n") == 1
 
 
-def test_first_attempt_creates_the_folders_and_empty_logs_with_no_marker(tmp_path: Path) -> None:
+def test_first_attempt_creates_the_folders_and_no_marker(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "r-1"
     artifacts = prepare_run_dir(run_dir, 1)
     assert artifacts == run_dir / "artifacts" and artifacts.is_dir()
-    # The logs are created here, off the event loop, so spawning only opens them: empty, no marker.
-    assert (run_dir / "stdout.log").read_bytes() == b"" and (run_dir / "stderr.log").read_bytes() == b""
+    assert sorted(p.name for p in run_dir.iterdir()) == ["artifacts"]  # the spawn creates the logs
+    assert prepare_run_dir(run_dir, 1) == artifacts  # again: nothing to do, no error
+
+
+def test_ensure_logs_creates_empty_logs_and_keeps_existing_ones(tmp_path: Path) -> None:
+    prepare_run_dir(tmp_path, 1)
+    (tmp_path / "stderr.log").write_bytes(b"kept\n")
+    ensure_logs(tmp_path)
+    assert (tmp_path / "stdout.log").read_bytes() == b""
+    assert (tmp_path / "stderr.log").read_bytes() == b"kept\n"
 
 
 def test_later_attempts_append_their_marker_after_earlier_output(tmp_path: Path) -> None:
