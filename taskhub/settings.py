@@ -93,7 +93,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     """Build Settings from TASKHUB_* variables; errors name the variable."""
     env = os.environ if env is None else env
     home = Path(env.get("TASKHUB_HOME") or os.getcwd()).resolve()
-    db_path = Path(env.get("TASKHUB_DB") or home / "data" / "taskhub.db")
+    db_path = Path(env.get("TASKHUB_DB") or home / "data" / "taskhub.db").absolute()
     lease_s = _number(env, "TASKHUB_LEASE_S", LEASE_S)
     heartbeat_s = _number(env, "TASKHUB_HEARTBEAT_S", min(HEARTBEAT_S, lease_s / 3))
     if heartbeat_s * 2 >= lease_s:
