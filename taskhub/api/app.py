@@ -54,7 +54,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        log_ = await Log.open(settings.db_path, settings.synchronous, clock=clock)
+        # The database files are watched (to wake followers on other processes' commits) only from
+        # the first SSE stream on: until someone follows, each wake-up is wasted, and this process's
+        # own commits alone cause one per batch plus trailing timers (~12 us of loop CPU per submit).
+        log_ = await Log.open(settings.db_path, settings.synchronous, clock=clock, watch=False)
         watcher: RegistryWatcher | None = None
         watch_task: asyncio.Task[None] | None = None
         broadcaster = Broadcaster(log_, int(extra_float(settings, "sse_queue_size", CLIENT_QUEUE)))
@@ -68,7 +71,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
                 log=log_,
                 watcher=watcher,
                 broadcaster=broadcaster,
-                slots=StreamSlots(settings.max_streams),
+                slots=StreamSlots(settings.max_streams, on_first_stream=log_.signal.start),
                 sqlite_version=await _sqlite_version(log_),
                 containment=await asyncio.to_thread(containment),
                 keepalive_s=extra_float(settings, "sse_keepalive_s", KEEPALIVE_S),

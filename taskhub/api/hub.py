@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
@@ -32,9 +33,11 @@ class TooManyStreams(TaskHubError):
 
 @dataclass
 class StreamSlots:
-    """The open SSE streams (events and logs), capped at `settings.max_streams`."""
+    """The open SSE streams (events and logs), capped at `settings.max_streams`. `on_first_stream` is
+    called once, as the first stream ever opens (before it reads anything)."""
 
     limit: int
+    on_first_stream: Callable[[], None] | None = None
     streams: set[Killer] = field(default_factory=set)
 
     @property
@@ -47,6 +50,9 @@ class StreamSlots:
             raise TooManyStreams(
                 f"too many live streams ({self.open} open, limit {self.limit}, TASKHUB_MAX_STREAMS); retry later"
             )
+        if self.on_first_stream is not None:
+            first, self.on_first_stream = self.on_first_stream, None
+            first()
         killer = Killer()
         killer.set_on_close(lambda: self.streams.discard(killer))
         self.streams.add(killer)

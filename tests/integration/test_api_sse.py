@@ -9,15 +9,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from taskhub.api.hub import StreamSlots, TooManyStreams
 from taskhub.events.store import EventStore
 from taskhub.events.types import Submitted
 from taskhub.projections import ops
 from tests.helpers.waiting import wait_until
-from tests.integration.conftest_api import ApiServer, api, client, finish, last_seq, start, submit
+from tests.integration.conftest_api import ApiServer, api, client, finish, last_seq, start, start_server, submit
 
 __all__ = ["api", "client"]
 
@@ -262,3 +265,33 @@ def test_live_log_stream_until_end(client: httpx.Client, api: ApiServer) -> None
     assert "event: end" in tail.text
     assert client.get("/api/runs/r-999999/logs/stdout/stream").status_code == 404
     assert client.get(f"/api/runs/{rid}/logs/stdin/stream").status_code == 404
+
+
+def test_first_stream_starts_the_file_watch_once() -> None:
+    calls: list[int] = []
+    slots = StreamSlots(1, on_first_stream=lambda: calls.append(1))
+    first = slots.acquire()
+    assert calls == [1]
+    with pytest.raises(TooManyStreams):
+        slots.acquire()
+    first.close()
+    slots.acquire()
+    assert calls == [1]
+
+
+def test_first_stream_of_a_fresh_server_wakes_on_other_processes_commits(tmp_path: Path) -> None:
+    """The API watches the database files only once a stream opens (submits cost less until then);
+    from then on another process's commit reaches the client at once, not at the 1 s fallback poll."""
+    server = start_server(tmp_path)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=10) as c:
+            latencies = []
+            with sse(c, "/api/events/stream", params={"after": last_seq(c)}) as stream:
+                for _ in range(5):
+                    began = time.monotonic()
+                    submit_direct(server, 1)
+                    stream.events(1)
+                    latencies.append(time.monotonic() - began)
+    finally:
+        server.stop()
+    assert sorted(latencies)[2] < 0.3, latencies  # polling alone would take ~1 s for each
