@@ -38,6 +38,8 @@ CREATE_TIME_TOLERANCE_S = 0.01
 
 _LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 _LOG_MODE = 0o644
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+BOOT_TIME_TTL_S = 5.0
 # Python ignores SIGPIPE (and SIGXFSZ): an ignored signal stays ignored across exec, so reset them.
 _RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
@@ -237,9 +239,13 @@ class Child:
 def _posix_spawn(args: list[str], env: Mapping[str, str], out_fd: int, err_fd: int) -> int:
     """The fast way in: glibc's posix_spawn (a vfork) costs half of Popen's CPU and does not slow
     down as the worker grows. It cannot change directory, so it serves only runs started in ours."""
-    program = _resolve(args[0], env)
-    return os.posix_spawn(
-        program,
+    program = args[0]
+    # posix_spawnp searches the worker's own PATH: when it is the run's, as in a worker (which
+    # puts its Python first on PATH at start), let it do the search. Otherwise we do it.
+    search = os.sep not in program and env.get("PATH") == os.environ.get("PATH")
+    start = os.posix_spawnp if search else os.posix_spawn
+    return start(
+        program if search else _resolve(program, env),
         args,
         env,
         file_actions=[
@@ -269,6 +275,13 @@ def _resolve(program: str, env: Mapping[str, str]) -> str:
     if found is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
     return found
+
+
+def put_on_path_first(bin_dir: str) -> None:
+    """Make `bin_dir` lead this process's PATH as it leads every run's (see child_env)."""
+    path = os.environ.get("PATH") or os.defpath
+    if path.split(os.pathsep, 1)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + path
 
 
 def _is_working_dir(path: str | os.PathLike[str]) -> bool:
@@ -320,11 +333,31 @@ def _spawn_message(args: list[str], cwd: str | os.PathLike[str], exc: OSError) -
 
 
 def _create_time(pid: int, *, fallback: float) -> float:
+    """psutil's create time of our own unreaped child, read from /proc/<pid>/stat directly (a
+    quarter of the cost of a psutil.Process): start ticks / clock rate + boot time, as psutil does."""
     try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        # The command already exited and was reaped (a fast command, a fast child watcher). The
-        # spawn time is within a few ms of the real create time; a process that later reuses the
-        # pid starts long after, so it can never match this identity and will not be signalled.
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            stat = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        start_ticks = int(stat[stat.rfind(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        # Not readable (a hardened /proc): the spawn time is within a few ms of the real create
+        # time; a process that later reuses the pid starts long after, so it can never match.
         logger.debug("spawn.create_time_unavailable pid=%s", pid)
         return fallback
+    return start_ticks / _CLOCK_TICKS + _boot_time()
+
+
+_boot: tuple[float, float] = (-1e9, 0.0)  # (monotonic time read, boot time)
+
+
+def _boot_time() -> float:
+    """psutil.boot_time(), re-read at most every BOOT_TIME_TTL_S: it reads all of /proc/stat
+    (~40 µs), and it only moves when the wall clock is set."""
+    global _boot
+    now = time.monotonic()
+    if now - _boot[0] > BOOT_TIME_TTL_S:
+        _boot = (now, psutil.boot_time())
+    return _boot[1]

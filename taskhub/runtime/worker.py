@@ -23,7 +23,7 @@ from taskhub.events.store import connect
 from taskhub.events.types import WorkerStarted, WorkerStopped
 from taskhub.projections import ops
 from taskhub.runtime.folders_ahead import FoldersAhead
-from taskhub.runtime.process import default_python_bin_dir, make_descriptors_private
+from taskhub.runtime.process import default_python_bin_dir, make_descriptors_private, put_on_path_first
 from taskhub.runtime.registry_loader import LoadedTask
 from taskhub.runtime.registry_watch import RegistryWatcher
 from taskhub.runtime.supervisor import RunSupervisor, WorkerContext
@@ -245,6 +245,7 @@ def run_worker(settings: Settings, concurrency: int = 1, worker_id: str | None =
     # all be close-on-exec, so a run inherits only its three standard streams.
     os.chdir(settings.home)
     make_descriptors_private()
+    put_on_path_first(default_python_bin_dir())  # then posix_spawnp's PATH search is the run's
     # The log writer thread hands every commit back to this loop: with the default 5 ms GIL switch
     # interval a busy loop delays each hand-off by up to 5 ms, which is most of a short run's life.
     sys.setswitchinterval(SWITCH_INTERVAL_S)

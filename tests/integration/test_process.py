@@ -231,6 +231,13 @@ async def test_each_way_in_reports_exit_codes_and_signals(tmp_path: Path, monkey
             os.killpg(killed.pgid, signal.SIGTERM)
             assert await finish(killed) == -signal.SIGTERM
             assert killed.process.returncode == -signal.SIGTERM
+            # Found (or not) through the run's PATH, whether or not it is the worker's own.
+            for env in (dict(os.environ), {**os.environ, "PATH": f"{tmp_path}/bin:/usr/bin:/bin"}):
+                echo = await run(janitor, tmp_path, ["echo", "found"], env=env)
+                assert await finish(echo) == 0
+                with pytest.raises(SpawnError, match="executable not found: 'no-such-program-xyz'"):
+                    await run(janitor, tmp_path, ["no-such-program-xyz"], env=env)
+            assert (tmp_path / "stdout.log").read_text().endswith("found\nfound\n")
         finally:
             await janitor.cleanup()
 
