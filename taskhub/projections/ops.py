@@ -18,7 +18,7 @@ from taskhub.projections.tables import (
     find_by_idempotency_key,
     load_run,
     load_worker,
-    save_runs,
+    save_run,
     save_workers,
     update_run,
 )
@@ -61,7 +61,7 @@ def _append(
         view = apply_run(view, env)
     assert view is not None
     if before is None:
-        save_runs(txn.conn, [view])
+        save_run(txn.conn, view)
     else:
         update_run(txn.conn, before, view)
     return view
@@ -74,9 +74,9 @@ def submit(txn: Txn, event: Submitted) -> tuple[RunView, bool]:
         if existing is not None:
             return existing, False
     run_id = f"r-{txn.next_seq}"
-    # The stream is new: its id is the seq this event is about to take. (Were it not, the UNIQUE
-    # (stream, version) index would refuse the append with ConcurrencyConflict.)
-    return _append(txn, run_id, load_run(txn.conn, run_id), [event], new_stream=True), True
+    # The stream is new: its id is the seq this event is about to take, so there is no row to load.
+    # (Were it not new, the UNIQUE (stream, version) index would refuse the append: ConcurrencyConflict.)
+    return _append(txn, run_id, None, [event], new_stream=True), True
 
 
 def submit_many(txn: Txn, events: Sequence[Submitted]) -> list[RunView]:

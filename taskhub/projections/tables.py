@@ -14,6 +14,18 @@ from taskhub.projections.workers import WorkerView
 RUN_DECODER = msgspec.json.Decoder(RunView)
 WORKER_DECODER = msgspec.json.Decoder(WorkerView)
 _ENCODER = msgspec.json.Encoder()
+_astuple = msgspec.structs.astuple
+
+
+class _StoredRun(RunView, frozen=True, omit_defaults=True):
+    """RunView as the `view` column holds it: fields still at their defaults are left out (decoding
+    puts them back), a queued run's blob is 150 bytes instead of 620. Fewer bytes per row are fewer
+    pages for every commit to write, and the copy plus encode costs less than encoding all 37 fields.
+    (RunView itself keeps every field: the CLI and the API show them all.)"""
+
+
+def encode_run(view: RunView) -> bytes:
+    return _ENCODER.encode(_StoredRun(*_astuple(view)))
 
 
 def _epoch(text: str | None) -> float | None:
@@ -33,21 +45,28 @@ def run_row(view: RunView) -> tuple[object, ...]:
         view.fence,
         view.idempotency_key,
         view.last_seq,
-        _ENCODER.encode(view),
+        encode_run(view),
     )
+
+
+# An upsert, not INSERT OR REPLACE: REPLACE deletes and re-inserts, rewriting every index entry
+# of the row, while an UPDATE touches only the indexes whose columns changed.
+_SAVE_RUN_SQL = (
+    "INSERT INTO runs (run_id, num, task_id, status, priority, not_before, lease_expires,"
+    " worker_id, fence, idempotency_key, last_seq, view) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, not_before = excluded.not_before,"
+    " lease_expires = excluded.lease_expires, worker_id = excluded.worker_id, fence = excluded.fence,"
+    " last_seq = excluded.last_seq, view = excluded.view"
+)
 
 
 def save_runs(conn: sqlite3.Connection, views: Iterable[RunView]) -> None:
-    # An upsert, not INSERT OR REPLACE: REPLACE deletes and re-inserts, rewriting every index entry
-    # of the row, while an UPDATE touches only the indexes whose columns changed.
-    conn.executemany(
-        "INSERT INTO runs (run_id, num, task_id, status, priority, not_before, lease_expires,"
-        " worker_id, fence, idempotency_key, last_seq, view) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-        " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, not_before = excluded.not_before,"
-        " lease_expires = excluded.lease_expires, worker_id = excluded.worker_id, fence = excluded.fence,"
-        " last_seq = excluded.last_seq, view = excluded.view",
-        [run_row(v) for v in views],
-    )
+    conn.executemany(_SAVE_RUN_SQL, [run_row(v) for v in views])
+
+
+def save_run(conn: sqlite3.Connection, view: RunView) -> None:
+    """One run's row (a submit): execute(), not executemany() of a one-row list."""
+    conn.execute(_SAVE_RUN_SQL, run_row(view))
 
 
 # Statements by the columns they set; the indexed columns an event can change are status,
@@ -81,7 +100,7 @@ def update_run(conn: sqlite3.Connection, before: RunView, after: RunView) -> Non
     if sql is None:
         sets = "".join(f"{name} = ?, " for name in key)
         sql = _UPDATE_SQL[key] = f"UPDATE runs SET {sets}last_seq = ?, view = ? WHERE run_id = ?"
-    values += (after.last_seq, _ENCODER.encode(after), after.run_id)
+    values += (after.last_seq, encode_run(after), after.run_id)
     conn.execute(sql, values)
 
 
