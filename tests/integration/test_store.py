@@ -427,3 +427,35 @@ def test_a_version_1_database_is_migrated_forward_keeping_its_events(tmp_path: P
         assert store.last_seq() == 1
     finally:
         store.close()
+
+
+def test_a_version_2_database_drops_runs_without_not_before_from_that_index(tmp_path: Path) -> None:
+    """v3: runs_not_before holds only queued runs that have a not_before; the worker's query still uses it."""
+    from taskhub.events.schema import MIGRATIONS, _statements
+
+    path = tmp_path / "v2.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:2]:
+        for statement in _statements(script):
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 2")
+    old.close()
+    store = EventStore(path, synchronous="NORMAL")
+    try:
+        now = submit(store)
+        submit(store, not_before=iso(T0 + 60))
+        conn = store.conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 3
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'runs_not_before'").fetchone()
+        assert "not_before IS NOT NULL" in sql
+        worker_query = (
+            "SELECT min(not_before) FROM runs INDEXED BY runs_not_before WHERE status = 'queued' AND not_before > ?"
+        )
+        assert conn.execute(worker_query, (T0,)).fetchone()[0] == T0 + 60
+        plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {worker_query}", (T0,)))
+        assert "runs_not_before" in plan
+        # Claimable runs are still found without it, and the delayed one is left for later.
+        assert [v.run_id for v in claim(store, slots=2)] == [now.run_id]
+        assert audit(store) == []
+    finally:
+        store.close()
