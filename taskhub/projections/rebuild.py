@@ -29,7 +29,7 @@ def _reporting(events: Iterator[Envelope], total: int, progress: Progress) -> It
 
 def replay(store: EventStore, until: int | None = None, progress: Progress | None = None) -> State:
     total = until if until is not None else store.last_seq()
-    return fold(_counted(store.iter_all(until=until), total, progress))
+    return fold(_counted(store.iter_all(until=until, hashes=False), total, progress))  # the fold never reads hashes
 
 
 def rebuild(store: EventStore, progress: Progress | None = None) -> State:
