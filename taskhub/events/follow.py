@@ -123,8 +123,13 @@ class ChangeSignal:
         while not self._stop.is_set():
             try:
                 for _changes in watch(
-                    directory, watch_filter=only_db, debounce=50, step=WATCH_STEP_MS, stop_event=self._stop,
-                    recursive=False, raise_interrupt=False,
+                    directory,
+                    watch_filter=only_db,
+                    debounce=50,
+                    step=WATCH_STEP_MS,
+                    stop_event=self._stop,
+                    recursive=False,
+                    raise_interrupt=False,
                 ):
                     self._call_soon(self._file_changed)
             except Exception:
