@@ -134,6 +134,13 @@ class StreamVersions:
         self.head = txn.last_seq
 
 
+_INSERT_SQL = (
+    "INSERT INTO events (seq, ts, type, stream, version, run_id, worker_id, data, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_VERSION_SQL = "SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1"
+
+
 class Txn:
     """One open write transaction. Appends go straight to SQL; the chain head is kept in memory.
 
@@ -153,25 +160,13 @@ class Txn:
         self.last_hash: str = row[2]
         self.appended: list[Envelope] = []
         self.versions: dict[str, int] = {}  # streams appended to in this transaction
-        self._undo: list[tuple[str, int | None]] = []  # (stream, version before), for savepoint rollback
         self._known: dict[str, int] = known.validate(self.last_seq) if known is not None else {}
+        # One cursor for every append: conn.execute() would make (and free) a new one each time.
+        self._cursor = conn.cursor()
 
     @property
     def next_seq(self) -> int:
         return self.last_seq + 1
-
-    def _version(self, stream: str, expected_version: int | None) -> int:
-        version = self.versions.get(stream)
-        if version is None:
-            version = self._known.get(stream)
-        if version is None:
-            if expected_version == 0:  # must be a new stream: the UNIQUE index refuses it otherwise
-                return 0
-            row = self.conn.execute(
-                "SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1", (stream,)
-            ).fetchone()
-            version = row[0] if row else 0
-        return version
 
     def append(
         self,
@@ -181,54 +176,54 @@ class Txn:
         worker_id: str | None = None,
         expected_version: int | None = None,
     ) -> Envelope:
-        stream = stream_of(run_id, worker_id)
-        previous = self.versions.get(stream)
-        version = self._version(stream, expected_version) + 1
-        if expected_version is not None and version != expected_version + 1:
-            raise ConcurrencyConflict(f"{stream} is at version {version - 1}, expected {expected_version}")
+        # The writer's hot path (once per event): stream_of() and the version lookup are inlined.
+        if run_id is not None:
+            stream = f"run:{run_id}"
+        elif worker_id is not None:
+            stream = f"worker:{worker_id}"
+        else:
+            raise ValueError("an event belongs to a run or a worker")
+        version = self.versions.get(stream)
+        if version is None:
+            version = self._known.get(stream)
+            if version is None:
+                if expected_version == 0:  # must be a new stream: the UNIQUE index refuses it otherwise
+                    version = 0
+                else:
+                    row = self._cursor.execute(_VERSION_SQL, (stream,)).fetchone()
+                    version = row[0] if row else 0
+        if expected_version is not None and version != expected_version:
+            raise ConcurrencyConflict(f"{stream} is at version {version}, expected {expected_version}")
+        version += 1
         seq = self.last_seq + 1
-        name = event.__struct_config__.tag
+        name: str = event.__struct_config__.tag  # type: ignore[assignment]
         data = _encode_event(event)
         ts = self.ts
-        digest = chain_hash(self.last_hash, seq, ts, name, stream, data)  # type: ignore[arg-type]
+        digest = chain_hash(self.last_hash, seq, ts, name, stream, data)
         try:
-            self.conn.execute(
-                "INSERT INTO events (seq, ts, type, stream, version, run_id, worker_id, data, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, ts, name, stream, version, run_id, worker_id, data, digest),
-            )
+            self._cursor.execute(_INSERT_SQL, (seq, ts, name, stream, version, run_id, worker_id, data, digest))
         except sqlite3.IntegrityError as exc:
             raise ConcurrencyConflict(f"{stream} version {version} already exists") from exc
         self.last_seq, self.last_hash = seq, digest
         self.versions[stream] = version
-        self._undo.append((stream, previous))
-        envelope = Envelope(seq, ts, name, run_id, worker_id, event, digest)  # type: ignore[arg-type]
+        envelope = Envelope(seq, ts, name, run_id, worker_id, event, digest)
         self.appended.append(envelope)
         return envelope
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """Run part of a transaction so that a failure undoes only that part, memory included."""
-        state = (self.last_seq, self.last_hash, len(self.appended), len(self._undo))
+        state = (self.last_seq, self.last_hash, len(self.appended), dict(self.versions))
         self.conn.execute("SAVEPOINT op")
         try:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK TO op")
             self.conn.execute("RELEASE op")
-            self.last_seq, self.last_hash, n, undo = state
+            self.last_seq, self.last_hash, n, self.versions = state
             del self.appended[n:]
-            self._rewind(undo)
             raise
         self.conn.execute("RELEASE op")
-
-    def _rewind(self, mark: int) -> None:
-        while len(self._undo) > mark:
-            stream, previous = self._undo.pop()
-            if previous is None:
-                del self.versions[stream]
-            else:
-                self.versions[stream] = previous
 
 
 _local = threading.local()
