@@ -160,31 +160,41 @@ class LogWriter:
     def _apply(self, store: EventStore, batch: list[_Job[Any]], careful: bool) -> list[Envelope]:
         """Run the batch in one transaction; return what it appended. Without `careful`, raise _Replay
         (rolling back) if an op failed after writing, since only a savepoint could undo just that op."""
-        conn = store.conn
         with store.transaction(self._clock(), checkpoint=False) as txn:
-            for job in batch:
-                job.ok, job.error, job.value = False, None, None
-                start = len(txn.appended)
-                try:
-                    if careful:
-                        with txn.savepoint():
-                            job.value = job.op(txn)
-                    else:
-                        mark, changes = (txn.last_seq, txn.last_hash), conn.total_changes
-                        try:
-                            job.value = job.op(txn)
-                        except Exception as exc:
-                            if conn.total_changes != changes or len(txn.appended) != start:
-                                raise _Replay from exc
-                            txn.last_seq, txn.last_hash = mark
-                            raise
-                except _Replay:
-                    raise
-                except Exception as exc:
-                    job.error = exc
-                    continue
-                job.ok = True
-            return list(txn.appended)
+            if careful:
+                _run_careful(txn, batch)
+            else:
+                _run_fast(txn, batch)
+            return txn.appended  # this transaction's own list: nothing else holds it
+
+
+def _run_fast(txn: Txn, batch: list[_Job[Any]]) -> None:
+    """Each op without a savepoint: one that raises having written nothing needs no undo."""
+    conn, appended = txn.conn, txn.appended
+    for job in batch:
+        mark, count, changes = (txn.last_seq, txn.last_hash), len(appended), conn.total_changes
+        try:
+            job.value = job.op(txn)
+        except Exception as exc:
+            if conn.total_changes != changes or len(appended) != count:
+                raise _Replay from exc
+            txn.last_seq, txn.last_hash = mark
+            job.error = exc
+        else:
+            job.ok = True
+
+
+def _run_careful(txn: Txn, batch: list[_Job[Any]]) -> None:
+    """Each op in its own savepoint (after a fast pass in which one failed having written)."""
+    for job in batch:
+        job.ok, job.error, job.value = False, None, None
+        try:
+            with txn.savepoint():
+                job.value = job.op(txn)
+        except Exception as exc:
+            job.error = exc
+        else:
+            job.ok = True
 
 
 class _Replay(Exception):
