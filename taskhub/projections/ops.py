@@ -15,6 +15,7 @@ from taskhub.projections import transitions as t
 from taskhub.projections.decisions import decide_claim, decide_submit
 from taskhub.projections.runs import RunView, apply_run
 from taskhub.projections.tables import (
+    RUN_DECODER,
     find_by_idempotency_key,
     load_run,
     load_worker,
@@ -111,22 +112,22 @@ def claim(
     scan = max(2 * slots, 8)
     while len(claimed) < slots:
         # INDEXED BY: without statistics the planner prefers runs_status and sorts every queued row.
+        # The view comes along (decoded only for the runs taken): no second query per claimed run.
         rows = txn.conn.execute(
-            "SELECT run_id, task_id, not_before FROM runs INDEXED BY runs_queue WHERE status = 'queued'"
+            "SELECT task_id, not_before, view FROM runs INDEXED BY runs_queue WHERE status = 'queued'"
             " ORDER BY priority DESC, num LIMIT ? OFFSET ?",
             (scan, skipped),
         ).fetchall()
         if not rows:
             break
-        for run_id, task_id, not_before in rows:
+        for task_id, not_before, blob in rows:
             limit = limits.get(task_id)
             if (not_before is not None and not_before > now) or (limit is not None and active.get(task_id, 0) >= limit):
                 skipped += 1
                 continue
-            view = load_run(txn.conn, run_id)
-            assert view is not None
+            view = RUN_DECODER.decode(blob)
             event = decide_claim(view, fence=txn.next_seq, now=now, lease_s=lease_s)
-            claimed.append(_append(txn, run_id, view, [event], worker_id=worker_id))
+            claimed.append(_append(txn, view.run_id, view, [event], worker_id=worker_id))
             active[task_id] = active.get(task_id, 0) + 1
             if len(claimed) >= slots:
                 break
