@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from taskhub.events.types import (
+    EVENT_TYPES,
     Artifact,
     Cancelled,
     CancelRequested,
@@ -16,13 +18,10 @@ from taskhub.events.types import (
     Heartbeat,
     Progress,
     Reaped,
-    Refused,
     Result,
     RetryScheduled,
     Started,
     Submitted,
-    WorkerStarted,
-    WorkerStopped,
 )
 from taskhub.projections import transitions as t
 
@@ -78,7 +77,6 @@ class RunView(msgspec.Struct, frozen=True):
 
 
 _replace = msgspec.structs.replace
-_TRANSITIONS, _ANNOTATIONS = t.TRANSITIONS, t.ANNOTATIONS
 # What a new claim clears of the previous attempt.
 _ATTEMPT_RESET: dict[str, Any] = dict.fromkeys(
     ("started_at", "finished_at", "pid", "pgid", "create_time", "argv", "exit_code", "signal", "outcome",
@@ -93,86 +91,123 @@ def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
         if isinstance(event, Submitted) and env.run_id is not None:
             return _submitted(env.run_id, event, env)
         return None
-    # t.allowed(), inlined: this runs once per event of every replay.
-    if (view.status, env.type) not in _TRANSITIONS and env.type not in _ANNOTATIONS:
+    # One lookup both checks the transition table and picks the handler (this runs once per event of
+    # every replay; a match over the event classes cost an isinstance() per case tried).
+    handler = _HANDLERS.get((view.status, event.__class__))
+    if handler is None:  # not in the table, or an annotation (refused): only the position moves
         return _replace(view, last_seq=env.seq)
-    seq = env.seq
-    # The common cases first: each class pattern is an isinstance() call (~75 ns when it fails). Every
-    # attempt has a claim, a start and an exit (most runs have little else); then heartbeats, progress.
-    match event:
-        case Claimed():
-            if view.attempt:  # a retry: forget the previous attempt (a first claim has nothing to forget)
-                view = _replace(view, **_ATTEMPT_RESET)
-            return _replace(
-                view,
-                status=t.CLAIMED,
-                attempt=event.attempt,
-                fence=event.fence,
-                worker_id=env.worker_id,
-                claimed_at=env.ts,
-                lease_expires_at=event.lease_expires_at,
-                last_seq=seq,
-            )
-        case Started():
-            status = t.CANCELLING if view.status == t.CANCELLING else t.RUNNING
-            return _replace(
-                view,
-                status=status,
-                pid=event.pid,
-                pgid=event.pgid,
-                create_time=event.create_time,
-                host=event.host,
-                argv=event.argv,
-                started_at=env.ts,
-                last_seq=seq,
-            )
-        case Exited():
-            return _replace(
-                view,
-                status=t.exit_status(event.outcome),
-                exit_code=event.exit_code,
-                signal=event.signal,
-                outcome=event.outcome,
-                failure_reason=t.exit_failure_reason(event.outcome, event.reason),
-                error=event.error,
-                finished_at=env.ts,
-                lease_expires_at=None,
-                last_seq=seq,
-            )
-        case Heartbeat():
-            return _replace(view, lease_expires_at=event.lease_expires_at, last_seq=seq)
-        case Progress():
-            progress = ProgressView(event.pct, event.message, event.extra)
-            return _replace(view, progress=progress, last_seq=seq)
-        case Artifact():
-            kept = [a for a in view.artifacts if a.name != event.name]
-            kept.append(ArtifactView(event.name, event.description))
-            return _replace(view, artifacts=kept, last_seq=seq)
-        case Result():
-            return _replace(view, result=event.value, last_seq=seq)
-        case CancelRequested():
-            return _replace(view, status=t.CANCELLING, cancel_reason=event.reason, last_seq=seq)
-        case Cancelled():
-            return _replace(view, status=t.CANCELLED, cancel_reason=event.reason, finished_at=env.ts, last_seq=seq)
-        case Reaped():
-            status = t.CANCELLED if view.status == t.CANCELLING else t.FAILED
-            return _replace(
-                view,
-                status=status,
-                failure_reason=None if status == t.CANCELLED else event.reason,
-                outcome=None,
-                finished_at=env.ts,
-                lease_expires_at=None,
-                reaped=view.reaped + 1,
-                last_seq=seq,
-            )
-        case RetryScheduled():
-            return _replace(
-                view, status=t.QUEUED, not_before=event.not_before, worker_id=None, lease_expires_at=None, last_seq=seq
-            )
-        case Submitted() | Refused() | WorkerStarted() | WorkerStopped():
-            return _replace(view, last_seq=seq)
-    return _replace(view, last_seq=seq)
+    return handler(view, event, env)
+
+
+def _claimed(view: RunView, event: Claimed, env: Envelope) -> RunView:
+    if view.attempt:  # a retry: forget the previous attempt (a first claim has nothing to forget)
+        view = _replace(view, **_ATTEMPT_RESET)
+    return _replace(
+        view,
+        status=t.CLAIMED,
+        attempt=event.attempt,
+        fence=event.fence,
+        worker_id=env.worker_id,
+        claimed_at=env.ts,
+        lease_expires_at=event.lease_expires_at,
+        last_seq=env.seq,
+    )
+
+
+def _started(view: RunView, event: Started, env: Envelope) -> RunView:
+    return _replace(
+        view,
+        status=t.CANCELLING if view.status == t.CANCELLING else t.RUNNING,
+        pid=event.pid,
+        pgid=event.pgid,
+        create_time=event.create_time,
+        host=event.host,
+        argv=event.argv,
+        started_at=env.ts,
+        last_seq=env.seq,
+    )
+
+
+def _exited(view: RunView, event: Exited, env: Envelope) -> RunView:
+    return _replace(
+        view,
+        status=t.exit_status(event.outcome),
+        exit_code=event.exit_code,
+        signal=event.signal,
+        outcome=event.outcome,
+        failure_reason=t.exit_failure_reason(event.outcome, event.reason),
+        error=event.error,
+        finished_at=env.ts,
+        lease_expires_at=None,
+        last_seq=env.seq,
+    )
+
+
+def _heartbeat(view: RunView, event: Heartbeat, env: Envelope) -> RunView:
+    return _replace(view, lease_expires_at=event.lease_expires_at, last_seq=env.seq)
+
+
+def _progress(view: RunView, event: Progress, env: Envelope) -> RunView:
+    return _replace(view, progress=ProgressView(event.pct, event.message, event.extra), last_seq=env.seq)
+
+
+def _artifact(view: RunView, event: Artifact, env: Envelope) -> RunView:
+    kept = [a for a in view.artifacts if a.name != event.name]
+    kept.append(ArtifactView(event.name, event.description))
+    return _replace(view, artifacts=kept, last_seq=env.seq)
+
+
+def _result(view: RunView, event: Result, env: Envelope) -> RunView:
+    return _replace(view, result=event.value, last_seq=env.seq)
+
+
+def _cancel_requested(view: RunView, event: CancelRequested, env: Envelope) -> RunView:
+    return _replace(view, status=t.CANCELLING, cancel_reason=event.reason, last_seq=env.seq)
+
+
+def _cancelled(view: RunView, event: Cancelled, env: Envelope) -> RunView:
+    return _replace(view, status=t.CANCELLED, cancel_reason=event.reason, finished_at=env.ts, last_seq=env.seq)
+
+
+def _reaped(view: RunView, event: Reaped, env: Envelope) -> RunView:
+    status = t.CANCELLED if view.status == t.CANCELLING else t.FAILED
+    return _replace(
+        view,
+        status=status,
+        failure_reason=None if status == t.CANCELLED else event.reason,
+        outcome=None,
+        finished_at=env.ts,
+        lease_expires_at=None,
+        reaped=view.reaped + 1,
+        last_seq=env.seq,
+    )
+
+
+def _retry_scheduled(view: RunView, event: RetryScheduled, env: Envelope) -> RunView:
+    return _replace(
+        view, status=t.QUEUED, not_before=event.not_before, worker_id=None, lease_expires_at=None, last_seq=env.seq
+    )
+
+
+_Handler = Callable[[RunView, Any, Envelope], RunView]
+_BY_TYPE: dict[type, _Handler] = {
+    Claimed: _claimed,
+    Started: _started,
+    Exited: _exited,
+    Heartbeat: _heartbeat,
+    Progress: _progress,
+    Artifact: _artifact,
+    Result: _result,
+    CancelRequested: _cancel_requested,
+    Cancelled: _cancelled,
+    Reaped: _reaped,
+    RetryScheduled: _retry_scheduled,
+}
+_CLASSES = {cls.__struct_config__.tag: cls for cls in EVENT_TYPES}
+# (status before, event class) -> handler, for exactly the pairs of the transition table.
+_HANDLERS: dict[tuple[str, type], _Handler] = {
+    (status, _CLASSES[name]): _BY_TYPE[_CLASSES[name]] for status, name in t.TRANSITIONS if status is not None
+}
 
 
 def _submitted(run_id: str, event: Submitted, env: Envelope) -> RunView:
