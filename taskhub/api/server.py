@@ -9,6 +9,7 @@ durable submit costs in all); when on, it never shows a `?token=`.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import ipaddress
 import logging
 import re
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 EXIT_REFUSED = 2
 SHUTDOWN_GRACE_S = 3.0  # SSE streams never end on their own: cut them after this on shutdown
 _TOKEN_RE = re.compile(r"([?&]token=)[^&\s]*")
+# The cyclic GC's youngest generation is collected when tracked allocations outnumber frees by this
+# much. At the default 700, the objects of 64 requests in flight alone cross it: ~1 collection per 50
+# submits (~200 us each, with the older generations ~5 us of loop CPU per submit). Requests leave
+# little cyclic garbage, so a collection per 10,000 costs little memory.
+GC_GEN0_THRESHOLD = 10_000
 
 
 def is_loopback(host: str) -> bool:
@@ -63,6 +69,13 @@ def _server_class(base: type[Any]) -> type[Any]:
         """Ends the SSE streams cleanly as soon as shutdown begins (they never end by themselves)."""
 
         taskhub_app: Any = None
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)  # the app's lifespan has loaded everything it keeps
+            # What startup made lives as long as the process: out of the GC's sight, a full
+            # collection walks only what came later (~50,000 objects took ~25 ms each time).
+            gc.collect()
+            gc.freeze()
 
         async def shutdown(self, sockets: Any = None) -> None:
             try:
@@ -112,6 +125,7 @@ def run_api(settings: Settings, host: str | None = None, port: int | None = None
         "ws": "none",  # no WebSocket routes: loading a websockets implementation costs ~7 MiB of RSS
     }
     options.update(uvicorn_options)
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
     log.info("api.listen url=http://%s:%d token=%s", host, port, "set" if settings.token else "unset")
     app = create_app(settings)
     server = _server_class(uvicorn.Server)(uvicorn.Config(app, **options))
