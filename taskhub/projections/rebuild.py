@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from taskhub.events.clock import iso, parse_iso
 from taskhub.events.store import EventStore
 from taskhub.events.types import Envelope
-from taskhub.projections.state import State, fold
+from taskhub.projections.state import State, fold, gc_paused
 from taskhub.projections.tables import replace_all
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -33,8 +33,11 @@ def replay(store: EventStore, until: int | None = None, progress: Progress | Non
 
 
 def rebuild(store: EventStore, progress: Progress | None = None) -> State:
-    """Fold the whole log and replace the stored tables with the result, in one transaction."""
-    with store.transaction(time.time()):
+    """Fold the whole log and replace the stored tables with the result, in one transaction.
+
+    The cyclic GC stays off throughout, not only in the fold: writing the rows allocates a tuple per
+    run while the whole state is alive, and each full collection would walk all of it again."""
+    with gc_paused(), store.transaction(time.time()):
         state = replay(store, progress=progress)
         replace_all(store.conn, state.runs.values(), state.workers.values())
     return state
