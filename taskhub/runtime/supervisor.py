@@ -12,8 +12,9 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,10 @@ log = logging.getLogger(__name__)
 
 TAIL_INTERVAL_S = 0.2  # how often a running task's stdout is read for structured lines
 REPORT_RETRY_S = 0.5
-SHORT_RUN_S = 0.005  # a run over this soon is recorded in one commit; one still alive gets a cgroup
+# A run over this soon after its spawn is recorded in one commit. `started` waits for it: short
+# enough to be unseen, long enough for most runs of `true` on a busy machine.
+SHORT_RUN_S = 0.005
+CONTAIN_AFTER_S = 0.05  # a run still alive this long after its spawn is moved into its own cgroup
 
 
 @dataclass
@@ -55,6 +59,8 @@ class WorkerContext:
     python_bin_dir: str
     find_task: Callable[[str, str | None], Any]  # async (task_id, version) -> LoadedTask | None
     release_slot: Callable[[str], None]  # the run's process is gone: its slot may take another run
+    # async (run_id, op) -> op's result: free the run's slot and claim its next run in op's commit
+    hand_over: Callable[[str, Callable[[Txn], RunView]], Awaitable[RunView]]
     folders: FoldersAhead  # run folders made ahead of the claim
 
 
@@ -152,27 +158,35 @@ class RunSupervisor:
         caps = [LogCap(stdout_path, settings.log_cap_bytes), LogCap(stderr_path, settings.log_cap_bytes)]
         if await self._ended_quickly(spawned):
             # Most runs of a busy queue are short: one over within SHORT_RUN_S is recorded in one
-            # commit (started, its output, exited) instead of two, and never needs a cgroup.
+            # commit (started, its output, exited) that also claims the slot's next run.
             _kill_group_leftovers(spawned.pgid)
             for cap in caps:
                 cap.enforce()
             output = tail.poll(final=True)
-            self.ctx.release_slot(self.run_id)
             outcome = "succeeded" if spawned.process.returncode == 0 else "failed"
-            await self._report_exit(
-                outcome, spawned.process.returncode, time.monotonic() - started_mono, before=[started, *output]
-            )
+            end = self._exit_events(outcome, spawned.process.returncode, time.monotonic() - started_mono, output)
+            await self._report(self._after(end, [started]), retry=True, hand_over=True)
             return
         # Moving a pid into a cgroup now and then takes 10-30 ms (the kernel synchronises every
-        # migration), which would dominate a short run: only runs still alive by now get one. Until
-        # then the process group and the environment scan contain them.
-        contain = asyncio.ensure_future(asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid))
+        # migration), which would dominate a short run: only runs still alive after CONTAIN_AFTER_S
+        # get one. Until then the process group and the environment scan contain them.
+        contain: asyncio.Future[RunCgroup | None] | None = None
+
+        def start_containment() -> None:
+            nonlocal contain
+            if spawned.process.returncode is None:
+                contain = asyncio.ensure_future(
+                    asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid)
+                )
+
+        contain_later = asyncio.get_running_loop().call_later(CONTAIN_AFTER_S - SHORT_RUN_S, start_containment)
         # The process runs while `started` is being committed.
         self._started = asyncio.ensure_future(self._report_started(started))
         outcome = await self._watch(spawned, tail, caps)
+        contain_later.cancel()
         returncode = spawned.process.returncode
         await self._started
-        cgroup = await contain
+        cgroup = await contain if contain is not None else None
         if cgroup is not None:
             if cgroup.populated():
                 await asyncio.to_thread(_release, cgroup)
@@ -255,8 +269,12 @@ class RunSupervisor:
 
     # -- reporting -------------------------------------------------------------------------
 
-    async def _report(self, make: Callable[[RunView], Sequence[Event]], retry: bool = False) -> bool:
-        """Append events decided from the run's current view, in one transaction, with our fence."""
+    async def _report(
+        self, make: Callable[[RunView], Sequence[Event]], retry: bool = False, hand_over: bool = False
+    ) -> bool:
+        """Append events decided from the run's current view, in one transaction, with our fence.
+        With `hand_over`, the same commit frees the run's slot and claims the slot's next run."""
+        run = partial(self.ctx.hand_over, self.run_id) if hand_over else self.ctx.log.run
 
         def op(txn: Txn) -> RunView:
             current = load_run(txn.conn, self.run_id)
@@ -266,7 +284,7 @@ class RunSupervisor:
 
         while True:
             try:
-                self.view = await self.ctx.log.run(op)
+                self.view = await run(op)
                 return True
             except (FenceRefused, IllegalTransition) as exc:
                 log.warning("worker.fenced_out run_id=%s fence=%s reason=%s", self.run_id, self.fence, exc)
@@ -282,9 +300,13 @@ class RunSupervisor:
         if events:
             await self._report(lambda _v: events)
 
-    async def _report_exit(
-        self, outcome: str, returncode: int | None, duration_s: float, before: Sequence[Event] = ()
-    ) -> None:
+    async def _report_exit(self, outcome: str, returncode: int | None, duration_s: float) -> None:
+        await self._report(self._exit_events(outcome, returncode, duration_s), retry=True)
+
+    def _exit_events(
+        self, outcome: str, returncode: int | None, duration_s: float, output: Sequence[Event] = ()
+    ) -> Callable[[RunView], list[Event]]:
+        """The run's last output events and its end, decided on the run's view when appended."""
         exit_code = returncode if returncode is not None and returncode >= 0 else None
         sig = -returncode if returncode is not None and returncode < 0 else None
         reason = "worker_gone" if self.stop_reason == "shutdown" else None
@@ -293,7 +315,7 @@ class RunSupervisor:
 
         def make(current: RunView) -> list[Event]:
             return [
-                *before,
+                *output,
                 *decide_exit(
                     current,
                     fence=self.fence,
@@ -308,7 +330,11 @@ class RunSupervisor:
                 ),
             ]
 
-        await self._report(make, retry=True)
+        return make
+
+    @staticmethod
+    def _after(make: Callable[[RunView], list[Event]], first: Sequence[Event]) -> Callable[[RunView], list[Event]]:
+        return lambda current: [*first, *make(current)]
 
     async def _spawn_failed(self, message: str, run_dir: Path) -> None:
         log.warning("worker.spawn_error run_id=%s error=%s", self.run_id, message)

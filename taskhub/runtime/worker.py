@@ -14,14 +14,16 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 
 import psutil
 
 from taskhub.events.log import Log
-from taskhub.events.store import connect
+from taskhub.events.store import Txn, connect
 from taskhub.events.types import WorkerStarted, WorkerStopped
 from taskhub.projections import ops
+from taskhub.projections.runs import RunView
 from taskhub.runtime.folders_ahead import FoldersAhead
 from taskhub.runtime.process import default_python_bin_dir, make_descriptors_private, put_on_path_first
 from taskhub.runtime.registry_loader import LoadedTask
@@ -46,6 +48,7 @@ class Worker:
         self.host = socket.gethostname()
         self.worker_id = worker_id or f"{self.host}-{os.getpid()}"
         self.running: dict[str, RunSupervisor] = {}
+        self.handing_over = 0  # slots freed by an exit whose commit also claims their next run
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.skip_drain = False
@@ -80,6 +83,7 @@ class Worker:
             python_bin_dir=default_python_bin_dir(),
             find_task=self._find_task,
             release_slot=self._release_slot,
+            hand_over=self._hand_over,
             folders=FoldersAhead(settings.runs_dir),
         )
         self.ctx = ctx
@@ -124,11 +128,10 @@ class Worker:
         while not self.stopping:
             seen = signal.generation
             self._check_cancels()
-            free = self.concurrency - len(self.running)
+            free = self.concurrency - len(self.running) - self.handing_over
             if free > 0 and self._claimable():
-                limits = {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}
                 views = await self.log.run(
-                    partial(ops.claim, worker_id=self.worker_id, slots=free, lease_s=lease_s, limits=limits)
+                    partial(ops.claim, worker_id=self.worker_id, slots=free, lease_s=lease_s, limits=self._limits())
                 )
                 for view in views:
                     self._supervise(RunSupervisor(self.ctx, view))
@@ -137,6 +140,41 @@ class Worker:
                     continue
             # Woken by any commit to the log (ours, or another process's via the file watcher).
             await signal.wait(seen, timeout=self._idle_timeout())
+
+    def _limits(self) -> dict[str, int | None]:
+        return {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}
+
+    async def _hand_over(self, run_id: str, op: Callable[[Txn], RunView]) -> RunView:
+        """Commit a run's end and the claim of its slot's next run together: a busy slot then
+        costs one commit per run, and starts its next run without waiting for a second one."""
+        self.running.pop(run_id, None)
+        assert self.log is not None
+        if self.stopping or not self._claimable():
+            self._wake()
+            return await self.log.run(op)
+        limits, lease_s = self._limits(), self.settings.lease_s
+
+        def exit_then_claim(txn: Txn) -> tuple[RunView, list[RunView]]:
+            view = op(txn)  # if this raises, nothing is claimed: the claim loop takes the slot
+            if self.stopping:
+                return view, []
+            return view, ops.claim(txn, worker_id=self.worker_id, slots=1, lease_s=lease_s, limits=limits)
+
+        self.handing_over += 1
+        try:
+            view, claimed = await self.log.run(exit_then_claim)
+        except BaseException:
+            self._wake()  # the slot is free and unclaimed: the claim loop takes it
+            raise
+        finally:
+            self.handing_over -= 1
+        for claimed_view in claimed:
+            self._supervise(RunSupervisor(self.ctx, claimed_view))
+        if claimed:
+            self._look_ahead()
+        else:
+            self._wake()
+        return view
 
     def _claimable(self) -> bool:
         """A cheap read before taking the write lock: is any queued run due?"""
