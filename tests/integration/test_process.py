@@ -9,6 +9,7 @@ import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -103,6 +104,18 @@ async def test_create_time_is_the_process_identity(janitor: Janitor, tmp_path: P
     assert spawned.create_time == pytest.approx(psutil.Process(spawned.pid).create_time(), abs=0.01)
     assert spawned.identity.matches()
     assert ProcessIdentity.of(spawned.pid) == spawned.identity
+
+
+async def test_create_time_of_a_run_over_before_anyone_asked(janitor: Janitor, tmp_path: Path) -> None:
+    """Read from the zombie just before it is reaped: the clock-tick start time, not the spawn's."""
+    before = time.time()
+    spawned = await run(janitor, tmp_path, ["true"])
+    assert await finish(spawned) == 0
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    # The kernel counts from a boot time known to the second, so this is within ~1 s of the clock.
+    assert before - 1.5 <= spawned.create_time <= time.time() + 1.5
+    ticks_since_boot = (spawned.create_time - psutil.boot_time()) / tick
+    assert abs(ticks_since_boot - round(ticks_since_boot)) < 1e-3  # the kernel's start time, not a fallback
 
 
 def test_child_env_has_the_run_variables(tmp_path: Path) -> None:
