@@ -496,8 +496,11 @@ def scratch() -> Iterator[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    only = set(argv) or {"appends", "claims", "replay", "follow"}
     benches = {"appends": bench_appends, "claims": bench_claims, "replay": bench_replay, "follow": bench_follow}
+    if not set(argv) <= set(benches):  # --help, or a name that is not a part
+        print(f"{__doc__}\nusage: bench_log.py [{' '.join(benches)}]  (default: all of them)")
+        return
+    only = set(argv) or set(benches)
     rows: list[Row] = []
     started = time.perf_counter()
     with scratch() as tmp:
