@@ -145,12 +145,13 @@ def child_env(
 async def spawn(
     argv: Sequence[str],
     *,
-    cwd: str | os.PathLike[str],
+    cwd: str | os.PathLike[str] | None,
     env: Mapping[str, str],
     stdout_path: str | os.PathLike[str],
     stderr_path: str | os.PathLike[str],
 ) -> Spawned:
-    """Start `argv` (no shell) in a new session, its output appended to the two log files.
+    """Start `argv` (no shell) in `cwd` (None: ours) in a new session, its output appended to the
+    two log files.
 
     The log files are opened with a plain synchronous `open` on purpose: it costs ~40 µs (up to
     ~0.7 ms when the disk is slow), while a hop to a thread costs ~0.1 ms on every run. Their
@@ -167,7 +168,7 @@ async def spawn(
         os.close(out_fd)
         raise
     try:
-        if out_fd > 2 and err_fd > 2 and _is_working_dir(cwd):
+        if out_fd > 2 and err_fd > 2 and (cwd is None or _is_working_dir(cwd)):
             child = Child(_posix_spawn(args, env, out_fd, err_fd), loop, started_at)
         else:
             child = Child.of_popen(_popen(args, cwd, env, out_fd, err_fd), loop, started_at)
@@ -278,7 +279,7 @@ def _posix_spawn(args: list[str], env: Mapping[str, str], out_fd: int, err_fd: i
 
 
 def _popen(
-    args: list[str], cwd: str | os.PathLike[str], env: Mapping[str, str], out_fd: int, err_fd: int
+    args: list[str], cwd: str | os.PathLike[str] | None, env: Mapping[str, str], out_fd: int, err_fd: int
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd, cwd=cwd, env=env, start_new_session=True
@@ -338,10 +339,15 @@ def _open_log(path: str | os.PathLike[str]) -> int:
         raise SpawnError(f"cannot open log file {os.fspath(path)!r}: {exc.strerror}") from exc
 
 
-def _spawn_message(args: list[str], cwd: str | os.PathLike[str], exc: OSError) -> str:
+def _spawn_message(args: list[str], cwd: str | os.PathLike[str] | None, exc: OSError) -> str:
     program = args[0]
     # Popen names the working directory in `filename` when chdir() failed in the child.
-    if exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd) and program != exc.filename:
+    if (
+        cwd is not None
+        and exc.filename is not None
+        and os.fspath(exc.filename) == os.fspath(cwd)
+        and program != exc.filename
+    ):
         return f"cannot use working directory {os.fspath(cwd)!r}: {exc.strerror}"
     if isinstance(exc, FileNotFoundError):
         return f"executable not found: {program!r}"

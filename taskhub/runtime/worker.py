@@ -85,6 +85,7 @@ class Worker:
             release_slot=self._release_slot,
             hand_over=self._hand_over,
             folders=FoldersAhead(settings.runs_dir),
+            cwd=None if os.getcwd() == str(settings.home) else settings.home,  # run_worker moved there
         )
         self.ctx = ctx
         me = psutil.Process()

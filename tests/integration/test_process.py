@@ -255,6 +255,16 @@ async def test_each_way_in_reports_exit_codes_and_signals(tmp_path: Path, monkey
             await janitor.cleanup()
 
 
+async def test_no_cwd_means_ours(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spawned = await spawn(
+        ["pwd"], cwd=None, env=dict(os.environ), stdout_path=tmp_path / "out.log", stderr_path=tmp_path / "err.log"
+    )
+    janitor.track(spawned.process)
+    assert await finish(spawned) == 0
+    assert (tmp_path / "out.log").read_text() == f"{tmp_path}\n"
+
+
 async def test_exit_is_seen_without_pidfds(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_pidfds(pid: int, flags: int = 0) -> int:
         raise OSError(errno.ENOSYS, "pidfd_open is not available")
