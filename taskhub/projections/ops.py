@@ -6,7 +6,7 @@ unless its fence is the run's current one and the claim is still live.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from taskhub.errors import FenceRefused, IllegalTransition, UnknownRun
 from taskhub.events.store import Txn
@@ -31,6 +31,16 @@ CLAIM_SCAN = 256  # most queued rows examined per query of a claim
 def append_run_events(txn: Txn, run_id: str, events: Sequence[Event], worker_id: str | None = None) -> RunView:
     """Append events about one run, atomically; returns the run's new view."""
     return _append(txn, run_id, load_run(txn.conn, run_id), events, worker_id)
+
+
+def append_decided(
+    txn: Txn, run_id: str, decide: Callable[[RunView], Sequence[Event]], worker_id: str | None = None
+) -> RunView:
+    """Append the events `decide` picks from the run's current view, loaded once in this transaction."""
+    view = load_run(txn.conn, run_id)
+    if view is None:
+        raise UnknownRun(f"no run {run_id}")
+    return _append(txn, run_id, view, decide(view), worker_id)
 
 
 def _append(
@@ -150,4 +160,12 @@ def record_refusal(txn: Txn, run_id: str, worker_id: str | None, fence: int, eve
     _append(txn, run_id, view, [Refused(fence=fence, event_type=event_type)], worker_id=worker_id)
 
 
-__all__ = ["append_run_events", "append_worker_event", "claim", "decide_submit", "record_refusal", "submit"]
+__all__ = [
+    "append_decided",
+    "append_run_events",
+    "append_worker_event",
+    "claim",
+    "decide_submit",
+    "record_refusal",
+    "submit",
+]

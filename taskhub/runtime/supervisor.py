@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from taskhub.errors import FenceRefused, IllegalTransition, StoreError, TaskHubError
+from taskhub.errors import FenceRefused, IllegalTransition, StoreError, TaskHubError, UnknownRun
 from taskhub.events.clock import iso
 from taskhub.events.log import Log
 from taskhub.events.store import Txn
@@ -26,7 +26,6 @@ from taskhub.events.types import Event, Heartbeat, Started
 from taskhub.projections import ops
 from taskhub.projections.decisions import decide_exit
 from taskhub.projections.runs import RunView
-from taskhub.projections.tables import load_run
 from taskhub.registry import build_argv
 from taskhub.runtime.cgroups import RunCgroup
 from taskhub.runtime.folders_ahead import FoldersAhead
@@ -279,16 +278,13 @@ class RunSupervisor:
         run = partial(self.ctx.hand_over, self.run_id) if hand_over else self.ctx.log.run
 
         def op(txn: Txn) -> RunView:
-            current = load_run(txn.conn, self.run_id)
-            if current is None:
-                raise IllegalTransition(f"run {self.run_id} vanished")
-            return ops.append_run_events(txn, self.run_id, make(current), self.ctx.worker_id)
+            return ops.append_decided(txn, self.run_id, make, self.ctx.worker_id)
 
         while True:
             try:
                 self.view = await run(op)
                 return True
-            except (FenceRefused, IllegalTransition) as exc:
+            except (FenceRefused, IllegalTransition, UnknownRun) as exc:
                 log.warning("worker.fenced_out run_id=%s fence=%s reason=%s", self.run_id, self.fence, exc)
                 await self._refused("report")
                 return False

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from taskhub.errors import FenceRefused, StoreError
+from taskhub.errors import FenceRefused, StoreError, UnknownRun
 from taskhub.events.clock import iso
 from taskhub.events.schema import SCHEMA_VERSION
 from taskhub.events.store import EventStore
@@ -203,6 +203,31 @@ def test_stale_fence_after_reclaim_is_refused_and_writes_nothing(store: EventSto
     assert view(store, run.run_id).status == t.CLAIMED
     assert append(store, run.run_id, [started(second)], worker="w-2").status == t.RUNNING
     assert audit(store) == []
+
+
+def test_append_decided_decides_on_the_view_inside_the_transaction(store: EventStore) -> None:
+    run = submit(store)
+    (claimed,) = claim(store)
+    seen: list[RunView] = []
+
+    def end(current: RunView) -> list[object]:
+        seen.append(current)
+        return [
+            started(current),
+            *decide_exit(
+                current, fence=current.fence or 0, exit_code=0, signal=None, outcome="succeeded", duration_s=0.1, now=T0
+            ),
+        ]
+
+    with store.transaction(T0) as txn:
+        after = ops.append_decided(txn, run.run_id, end, worker_id="w-1")  # type: ignore[arg-type]
+    assert seen == [claimed] and after.status == t.SUCCEEDED and after == view(store, run.run_id)
+    with pytest.raises(UnknownRun), store.transaction(T0) as txn:
+        ops.append_decided(txn, "r-999", end)  # type: ignore[arg-type]
+    last = store.last_seq()
+    with pytest.raises(FenceRefused), store.transaction(T0) as txn:  # the run is over: its fence is not live
+        ops.append_decided(txn, run.run_id, lambda current: [started(claimed)])
+    assert store.last_seq() == last and audit(store) == []
 
 
 def _race_once(db: Path, run_id: str, stale: RunView, first: str | None) -> dict[str, str]:
