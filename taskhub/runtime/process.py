@@ -23,11 +23,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psutil
 
 from taskhub.errors import TaskHubError
+from taskhub.runtime.libc_spawn import LibcSpawn
+from taskhub.runtime.libc_spawn import load as load_libc_spawn
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +42,10 @@ CREATE_TIME_TOLERANCE_S = 0.01
 _LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 _LOG_MODE = 0o644
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_LIBC = load_libc_spawn()
+SPAWN_THREADS = 4  # spawns waiting for their child to exec at once; more only adds threads
+_spawners: ThreadPoolExecutor | None = None
 BOOT_TIME_TTL_S = 5.0
-# Python ignores SIGPIPE (and SIGXFSZ): an ignored signal stays ignored across exec, so reset them.
-_RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class SpawnError(TaskHubError):
@@ -167,9 +171,17 @@ async def spawn(
     except BaseException:
         os.close(out_fd)
         raise
+    fds_closed_later = False
     try:
-        if out_fd > 2 and err_fd > 2 and (cwd is None or _is_working_dir(cwd)):
-            child = Child(_posix_spawn(args, env, out_fd, err_fd), loop, started_at)
+        if _LIBC is not None and out_fd > 2 and err_fd > 2:
+            starting = loop.run_in_executor(_spawn_threads(), _libc_spawn, _LIBC, args, cwd, env, out_fd, err_fd)
+            try:
+                child = Child(await asyncio.shield(starting), loop, started_at)
+            except asyncio.CancelledError:
+                # The child starts anyway: once it has, close our copies and do not leave it alive.
+                starting.add_done_callback(lambda f: _abandon(f, out_fd, err_fd))
+                fds_closed_later = True
+                raise
         else:
             child = Child.of_popen(_popen(args, cwd, env, out_fd, err_fd), loop, started_at)
     except OSError as exc:
@@ -177,9 +189,10 @@ async def spawn(
     except ValueError as exc:  # e.g. an embedded NUL byte in an argument
         raise SpawnError(f"cannot start {args[0]!r}: {exc}") from exc
     finally:
-        # The child holds its own copies now; ours would only keep the files open.
-        os.close(out_fd)
-        os.close(err_fd)
+        if not fds_closed_later:
+            # The child holds its own copies now; ours would only keep the files open.
+            os.close(out_fd)
+            os.close(err_fd)
     # With setsid the child leads a new group numbered by its pid. Asking getpgid() instead would
     # race with a command that has already exited and been reaped.
     return Spawned(child, child.pid, child.pid)
@@ -255,27 +268,37 @@ class Child:
         self.send_signal(signal.SIGKILL)
 
 
-def _posix_spawn(args: list[str], env: Mapping[str, str], out_fd: int, err_fd: int) -> int:
-    """The fast way in: glibc's posix_spawn (a vfork) costs half of Popen's CPU and does not slow
-    down as the worker grows. It cannot change directory, so it serves only runs started in ours."""
+def _libc_spawn(
+    libc: LibcSpawn, args: list[str], cwd: str | os.PathLike[str] | None, env: Mapping[str, str], out_fd: int,
+    err_fd: int,
+) -> int:  # fmt: skip
+    """In a spawn thread: the GIL is released while the kernel gets the child to exec."""
     program = args[0]
     # posix_spawnp searches the worker's own PATH: when it is the run's, as in a worker (which
     # puts its Python first on PATH at start), let it do the search. Otherwise we do it.
     search = os.sep not in program and env.get("PATH") == os.environ.get("PATH")
-    start = os.posix_spawnp if search else os.posix_spawn
-    return start(
-        program if search else _resolve(program, env),
-        args,
-        env,
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, out_fd, 1),
-            (os.POSIX_SPAWN_DUP2, err_fd, 2),
-        ],
-        setsid=True,
-        setsigmask=(),
-        setsigdef=_RESTORED_SIGNALS,
-    )
+    where = "." if cwd is None else os.fspath(cwd)
+    return libc.spawn(program if search else _resolve(program, env), args, env, where, out_fd, err_fd, search)
+
+
+def _spawn_threads() -> ThreadPoolExecutor:
+    global _spawners
+    if _spawners is None:
+        _spawners = ThreadPoolExecutor(max_workers=SPAWN_THREADS, thread_name_prefix="taskhub-spawn")
+    return _spawners
+
+
+def _abandon(starting: asyncio.Future[int], out_fd: int, err_fd: int) -> None:
+    """A spawn whose caller went away: close the log descriptors, kill and reap what started."""
+    os.close(out_fd)
+    os.close(err_fd)
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    pid = starting.result()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _popen(
@@ -301,14 +324,6 @@ def put_on_path_first(bin_dir: str) -> None:
     path = os.environ.get("PATH") or os.defpath
     if path.split(os.pathsep, 1)[0] != bin_dir:
         os.environ["PATH"] = bin_dir + os.pathsep + path
-
-
-def _is_working_dir(path: str | os.PathLike[str]) -> bool:
-    try:
-        here, there = os.stat("."), os.stat(path)
-    except OSError:
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def make_descriptors_private() -> None:
@@ -341,6 +356,8 @@ def _open_log(path: str | os.PathLike[str]) -> int:
 
 def _spawn_message(args: list[str], cwd: str | os.PathLike[str] | None, exc: OSError) -> str:
     program = args[0]
+    if cwd is not None and not os.path.isdir(cwd):  # posix_spawn says only ENOENT
+        return f"cannot use working directory {os.fspath(cwd)!r}: {os.strerror(errno.ENOENT)}"
     # Popen names the working directory in `filename` when chdir() failed in the child.
     if (
         cwd is not None

@@ -61,7 +61,6 @@ class WorkerContext:
     # async (run_id, op) -> op's result: free the run's slot and claim its next run in op's commit
     hand_over: Callable[[str, Callable[[Txn], RunView]], Awaitable[RunView]]
     folders: FoldersAhead  # run folders made ahead of the claim
-    cwd: Path | None  # where runs start; None: the worker's own directory (the home)
 
 
 class RunSupervisor:
@@ -142,7 +141,7 @@ class RunSupervisor:
         # A first attempt's log is new: no need to look where it ends.
         tail = OutputTail(stdout_path, self.fence, time.time, start=0 if self.view.attempt == 1 else None)
         try:
-            spawned = await spawn(argv, cwd=self.ctx.cwd, env=env, stdout_path=stdout_path, stderr_path=stderr_path)
+            spawned = await spawn(argv, cwd=settings.home, env=env, stdout_path=stdout_path, stderr_path=stderr_path)
         except SpawnError as exc:
             await self._spawn_failed(str(exc), run_dir)
             return

@@ -85,7 +85,6 @@ class Worker:
             release_slot=self._release_slot,
             hand_over=self._hand_over,
             folders=FoldersAhead(settings.runs_dir),
-            cwd=None if os.getcwd() == str(settings.home) else settings.home,  # run_worker moved there
         )
         self.ctx = ctx
         me = psutil.Process()
@@ -279,10 +278,8 @@ class Worker:
 
 def run_worker(settings: Settings, concurrency: int = 1, worker_id: str | None = None) -> int:
     """Blocking entry point of `taskhub worker`."""
-    # Runs start in the home: being there lets posix_spawn (which cannot change directory) start
-    # them, at half the CPU of fork_exec. It does not close descriptors as Popen does: ours must
-    # all be close-on-exec, so a run inherits only its three standard streams.
-    os.chdir(settings.home)
+    # posix_spawn does not close descriptors as Popen does: ours must all be close-on-exec, so a
+    # run inherits only its three standard streams.
     make_descriptors_private()
     put_on_path_first(default_python_bin_dir())  # then posix_spawnp's PATH search is the run's
     # The log writer thread hands every commit back to this loop: with the default 5 ms GIL switch

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from taskhub.errors import TaskHubError
+from taskhub.runtime import process
 from taskhub.runtime.process import (
     ProcessIdentity,
     Spawned,
@@ -228,31 +229,43 @@ async def test_identity_with_another_create_time_does_not_match(janitor: Janitor
     assert not spawned.identity.reused()
 
 
-async def test_each_way_in_reports_exit_codes_and_signals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """posix_spawn serves runs started in the worker's own directory; elsewhere Popen does."""
-    for own_dir in (True, False):
-        if own_dir:
-            monkeypatch.chdir(tmp_path)
-        else:
-            monkeypatch.chdir("/")
-        janitor = Janitor()
-        try:
-            code = await run(janitor, tmp_path, [PY, "-c", "import sys; sys.exit(7)"])
-            assert (code.process._popen is None) is own_dir  # Popen is only the fallback
-            assert await finish(code) == 7
-            killed = await run(janitor, tmp_path, ["sleep", "60"])
-            os.killpg(killed.pgid, signal.SIGTERM)
-            assert await finish(killed) == -signal.SIGTERM
-            assert killed.process.returncode == -signal.SIGTERM
-            # Found (or not) through the run's PATH, whether or not it is the worker's own.
-            for env in (dict(os.environ), {**os.environ, "PATH": f"{tmp_path}/bin:/usr/bin:/bin"}):
-                echo = await run(janitor, tmp_path, ["echo", "found"], env=env)
-                assert await finish(echo) == 0
-                with pytest.raises(SpawnError, match="executable not found: 'no-such-program-xyz'"):
-                    await run(janitor, tmp_path, ["no-such-program-xyz"], env=env)
-            assert (tmp_path / "stdout.log").read_text().endswith("found\nfound\n")
-        finally:
-            await janitor.cleanup()
+@pytest.mark.parametrize("libc", [True, False], ids=["libc posix_spawn", "Popen fallback"])
+async def test_each_way_in_reports_exit_codes_signals_and_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libc: bool
+) -> None:
+    """glibc's posix_spawn in a thread where it is available; Popen where it is not."""
+    if not libc:
+        monkeypatch.setattr(process, "_LIBC", None)
+    else:
+        assert process._LIBC is not None  # this machine has glibc >= 2.29: the fast way must be used
+    monkeypatch.chdir("/")
+    janitor = Janitor()
+    try:
+        code = await run(janitor, tmp_path, [PY, "-c", "import os, sys; print(os.getcwd()); sys.exit(7)"])
+        assert (code.process._popen is None) is libc
+        assert await finish(code) == 7
+        assert (tmp_path / "stdout.log").read_text() == f"{tmp_path}\n"  # started in its folder
+        killed = await run(janitor, tmp_path, ["sleep", "60"])
+        os.killpg(killed.pgid, signal.SIGTERM)
+        assert await finish(killed) == -signal.SIGTERM
+        assert killed.process.returncode == -signal.SIGTERM
+        # Found (or not) through the run's PATH, whether or not it is the worker's own.
+        for env in (dict(os.environ), {**os.environ, "PATH": f"{tmp_path}/bin:/usr/bin:/bin"}):
+            echo = await run(janitor, tmp_path, ["echo", "found"], env=env)
+            assert await finish(echo) == 0
+            with pytest.raises(SpawnError, match="executable not found: 'no-such-program-xyz'"):
+                await run(janitor, tmp_path, ["no-such-program-xyz"], env=env)
+        assert (tmp_path / "stdout.log").read_text().endswith("found\nfound\n")
+        with pytest.raises(SpawnError, match="working directory"):
+            await spawn(
+                ["true"],
+                cwd=tmp_path / "gone",
+                env=dict(os.environ),
+                stdout_path=tmp_path / "o.log",
+                stderr_path=tmp_path / "e.log",
+            )
+    finally:
+        await janitor.cleanup()
 
 
 async def test_no_cwd_means_ours(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -282,13 +295,14 @@ async def test_a_waiter_cancelled_leaves_the_exit_for_others(janitor: Janitor, t
     assert spawned.process.exited.result() == 0
 
 
-@pytest.mark.parametrize("own_dir", [True, False])
+@pytest.mark.parametrize("libc", [True, False], ids=["libc posix_spawn", "Popen fallback"])
 async def test_sigpipe_is_not_ignored_in_the_child(
-    janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_dir: bool
+    janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libc: bool
 ) -> None:
     """Python ignores SIGPIPE, and an ignored signal stays ignored across exec: the command must
     get the default back, or `yes | head` in a task would never end."""
-    monkeypatch.chdir(tmp_path if own_dir else "/")
+    if not libc:
+        monkeypatch.setattr(process, "_LIBC", None)
     spawned = await run(janitor, tmp_path, ["cat", "/proc/self/status"])
     assert await finish(spawned) == 0
     [ignored] = [
