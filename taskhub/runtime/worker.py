@@ -49,6 +49,8 @@ class Worker:
         self.worker_id = worker_id or f"{self.host}-{os.getpid()}"
         self.running: dict[str, RunSupervisor] = {}
         self.handing_over = 0  # slots freed by an exit whose commit also claims their next run
+        self._look_ahead_window = max(LOOK_AHEAD, 2 * concurrency)
+        self._claimed_unseen = 0  # runs claimed since the last look ahead
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.skip_drain = False
@@ -133,10 +135,8 @@ class Worker:
                 views = await self.log.run(
                     partial(ops.claim, worker_id=self.worker_id, slots=free, lease_s=lease_s, limits=self._limits())
                 )
-                for view in views:
-                    self._supervise(RunSupervisor(self.ctx, view))
+                self._supervise_claimed(views)
                 if views:
-                    self._look_ahead()
                     continue
             # Woken by any commit to the log (ours, or another process's via the file watcher).
             await signal.wait(seen, timeout=self._idle_timeout())
@@ -149,8 +149,7 @@ class Worker:
         costs one commit per run, and starts its next run without waiting for a second one."""
         self.running.pop(run_id, None)
         assert self.log is not None
-        if self.stopping or not self._claimable():
-            self._wake()
+        if self.stopping:
             return await self.log.run(op)
         limits, lease_s = self._limits(), self.settings.lease_s
 
@@ -168,13 +167,17 @@ class Worker:
             raise
         finally:
             self.handing_over -= 1
-        for claimed_view in claimed:
-            self._supervise(RunSupervisor(self.ctx, claimed_view))
-        if claimed:
-            self._look_ahead()
-        else:
-            self._wake()
+        self._supervise_claimed(claimed)
+        if not claimed:
+            self._wake()  # nothing due now: the claim loop waits for the queue on the slot's behalf
         return view
+
+    def _supervise_claimed(self, views: list[RunView]) -> None:
+        for view in views:
+            self._supervise(RunSupervisor(self.ctx, view))
+        self._claimed_unseen += len(views)
+        if self._claimed_unseen >= self._look_ahead_window // 2:
+            self._look_ahead()
 
     def _claimable(self) -> bool:
         """A cheap read before taking the write lock: is any queued run due?"""
@@ -185,10 +188,12 @@ class Worker:
         return row is not None
 
     def _look_ahead(self) -> None:
-        """Have the folders of the runs likely claimed next made while these run."""
+        """Have the folders of the runs likely claimed next made while these run: once every half
+        window of claims, so the window stays ahead of the claims."""
+        self._claimed_unseen = 0
         rows = self.peek.execute(
             "SELECT run_id FROM runs INDEXED BY runs_queue WHERE status = 'queued' ORDER BY priority DESC, num LIMIT ?",
-            (max(LOOK_AHEAD, 2 * self.concurrency),),
+            (self._look_ahead_window,),
         ).fetchall()
         self.ctx.folders.want(run_id for (run_id,) in rows)
 
