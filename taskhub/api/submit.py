@@ -4,8 +4,8 @@ Submission is the API's hot path. `submitted` does the work for both ways in: th
 in runs.py, which owns the route (its OpenAPI entry, and every unusual request), and
 `SubmitFastPath`, a raw ASGI layer in front of Litestar that answers a well-formed POST /api/runs
 itself: it reads the body, decodes it straight into a SubmitBody, submits, and sends the encoded
-RunOut, skipping Litestar's routing, parameter injection and response building (about a third of
-the request's CPU).
+RunOut in one write (whole.py), skipping Litestar's routing, parameter injection and response
+building (about a third of the request's CPU).
 
 Anything unusual goes to Litestar with the messages read so far replayed, so its answer is exactly
 what it would have been: a body that does not decode as a SubmitBody (400 malformed, 422 naming the
@@ -30,6 +30,7 @@ from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import RunOut, SubmitBody
 from taskhub.api.tasks import checked_params
 from taskhub.api.views import cheap_blockers, run_out
+from taskhub.api.whole import send_whole
 from taskhub.errors import InvalidParams, TaskHubError
 from taskhub.events.clock import iso, parse_iso
 from taskhub.projections import ops
@@ -116,9 +117,7 @@ class SubmitFastPath:
             await self.app(scope, _replay(messages, receive), send)
             return
         status, out = await self._answer(data, scope)
-        headers = [_JSON_HEADERS, (b"content-length", str(len(out)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": out, "more_body": False})
+        await send_whole(send, status, [_JSON_HEADERS, (b"content-length", str(len(out)).encode())], out)
 
     def _too_large(self, scope: Scope) -> bool:
         for key, value in scope["headers"]:

@@ -4,12 +4,19 @@ and that the unusual cases still reach Litestar: bodies in pieces, over the limi
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
+from uvicorn.protocols.http.flow_control import FlowControl
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from taskhub.api.whole import send_whole
 from tests.integration.conftest_api import ApiServer, api, client, last_seq
 
 __all__ = ["api", "client"]
@@ -113,3 +120,76 @@ def test_host_is_checked_before_routing(api: ApiServer) -> None:
 
 def _json() -> dict[str, str]:
     return {"Content-Type": "application/json"}
+
+
+class _Transport:
+    """What uvicorn's cycle writes to, recorded."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def _uvicorn_cycle(transport: _Transport, keep_alive: bool) -> RequestResponseCycle:
+    """uvicorn's own per-request object, as its httptools protocol makes one for each request."""
+    logger = logging.getLogger("test")
+    return RequestResponseCycle(
+        scope={"type": "http", "method": "POST", "path": "/api/runs", "http_version": "1.1"},
+        transport=transport,
+        flow=FlowControl(transport),
+        logger=logger,
+        access_logger=logger,
+        access_log=False,
+        default_headers=[],
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=keep_alive,
+        on_response=lambda: None,
+    )
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+def test_a_fast_path_answer_is_one_write(keep_alive: bool) -> None:
+    transport = _Transport()
+    cycle = _uvicorn_cycle(transport, keep_alive)
+    body = b'{"run_id": "r-1"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    asyncio.run(send_whole(cycle.send, 201, headers, body))
+    assert len(transport.writes) == 1, "status line, headers and body in a single write"
+    head, _, sent = transport.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 ") and b"content-length: 17" in head and sent == body
+    assert cycle.response_complete and cycle.transport is transport
+    assert transport.closed is not keep_alive, "closed after the write when the connection is not kept"
+
+
+def test_a_send_that_is_not_uvicorns_gets_two_messages() -> None:
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        messages.append(message)
+
+    asyncio.run(send_whole(send, 200, [], b"{}"))
+    assert [m["type"] for m in messages] == ["http.response.start", "http.response.body"]
+    assert messages[1]["body"] == b"{}" and messages[1]["more_body"] is False
+
+
+def test_the_served_answer_arrives_whole(api: ApiServer) -> None:
+    body = b'{"task_id": "noop"}'
+    head = (
+        f"POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1:{api.port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    answer = _raw(api, head.encode() + body)  # one recv: a single segment on loopback
+    headers, _, sent = answer.partition(b"\r\n\r\n")
+    assert headers.startswith(b"HTTP/1.1 201")
+    length = next(int(line[15:]) for line in headers.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    assert len(sent) == length and json.loads(sent)["status"] == "queued"
