@@ -33,6 +33,7 @@ from taskhub.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+CANCEL_CHECK_S = 0.02  # while every slot is busy, cancels are looked for at most this often
 IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
 LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
 LOOK_AHEAD = 8  # queued runs whose folders are made ahead (several workers share the queue head)
@@ -55,6 +56,7 @@ class Worker:
         self.stopping = False
         self.skip_drain = False
         self._stopped = asyncio.Event()
+        self._woken = asyncio.Event()  # set by _wake: this process freed a slot or is stopping
         self.log: Log | None = None
 
     # -- signals ---------------------------------------------------------------------------
@@ -120,6 +122,7 @@ class Worker:
 
     def _wake(self) -> None:
         """Something changed in this process (a slot freed, a stop): run the claim loop now."""
+        self._woken.set()
         if self.log is not None:
             self.log.signal.notify()
 
@@ -127,9 +130,12 @@ class Worker:
         assert self.log is not None
         lease_s = self.settings.lease_s
         signal = self.log.signal
+        checked = 0.0
         while not self.stopping:
             seen = signal.generation
+            self._woken.clear()
             self._check_cancels()
+            checked = time.monotonic()
             free = self.concurrency - len(self.running) - self.handing_over
             if free > 0 and self._claimable():
                 views = await self.log.run(
@@ -140,6 +146,12 @@ class Worker:
                     continue
             # Woken by any commit to the log (ours, or another process's via the file watcher).
             await signal.wait(seen, timeout=self._idle_timeout())
+            wait_more = CANCEL_CHECK_S - (time.monotonic() - checked)
+            if wait_more > 0 and self.concurrency - len(self.running) - self.handing_over <= 0:
+                # Every slot is busy, so only a cancel can matter, and every commit of every worker
+                # wakes us: look at most every CANCEL_CHECK_S, or at once when a slot frees.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), wait_more)
 
     def _limits(self) -> dict[str, int | None]:
         return {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}
