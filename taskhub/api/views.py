@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import time
 from dataclasses import dataclass, field
@@ -33,19 +34,29 @@ def run_out(view: RunView, blocked_by: list[Blocker] | None = None) -> RunOut:
 
 @dataclass
 class LiveWorkers:
-    """A short-lived cache of which workers are alive (psutil checks are not free)."""
+    """A short-lived cache of which workers are alive (psutil checks are not free). Requests that
+    find it stale share one refresh: under load, each of the requests in flight started its own."""
 
     ttl_s: float = LIVENESS_TTL_S
     _checked_at: float = -1e9
     _alive: list[str] = field(default_factory=list)
+    _refresh: asyncio.Future[None] | None = None
 
     async def alive(self, conn: aiosqlite.Connection) -> list[str]:
-        now = time.monotonic()
-        if now - self._checked_at >= self.ttl_s:
+        if time.monotonic() - self._checked_at >= self.ttl_s:
+            if self._refresh is None:
+                self._refresh = asyncio.ensure_future(self._load(conn))
+            await asyncio.shield(self._refresh)  # one caller cancelled does not cancel the others' refresh
+        return self._alive
+
+    async def _load(self, conn: aiosqlite.Connection) -> None:
+        try:
+            now = time.monotonic()
             workers = await queries.list_workers(conn)
             self._alive = [w.worker_id for w in workers if worker_alive(w)]
             self._checked_at = now
-        return self._alive
+        finally:
+            self._refresh = None
 
 
 def _not_before(view: RunView, now: float) -> Blocker | None:

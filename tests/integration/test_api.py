@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from taskhub.api.views import LiveWorkers
+from taskhub.events.follow import open_reader
+from taskhub.events.store import connect
 from taskhub.events.types import Artifact, Progress, Result
 from tests.helpers.waiting import wait_until
 from tests.integration.conftest_api import (
@@ -350,3 +355,21 @@ def test_integers_past_64_bits_are_a_422_not_a_500(client: httpx.Client) -> None
         assert response.status_code != 500
     response = client.get("/api/events", params={"after": huge})
     assert response.status_code == 422 and "after" in response.text
+
+
+def test_stale_liveness_is_refreshed_once_for_all_waiting_requests(tmp_path: Path) -> None:
+    db = tmp_path / "taskhub.db"
+    connect(db).close()  # the schema
+    queries: list[str] = []
+
+    async def many_at_once() -> list[list[str]]:
+        conn = await open_reader(db)
+        try:
+            await conn.set_trace_callback(queries.append)
+            live = LiveWorkers()
+            return await asyncio.gather(*(live.alive(conn) for _ in range(20)))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(many_at_once()) == [[]] * 20
+    assert sum("FROM workers" in q for q in queries) == 1
