@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import shutil
@@ -157,42 +158,29 @@ async def spawn(
     """Start `argv` (no shell) in `cwd` (None: ours) in a new session, its output appended to the
     two log files.
 
-    The log files are opened with a plain synchronous `open` on purpose: it costs ~40 µs (up to
-    ~0.7 ms when the disk is slow), while a hop to a thread costs ~0.1 ms on every run. Their
-    directory must exist. Raises SpawnError when the files cannot be opened or the command cannot
-    be executed.
+    The log files are opened where the spawn happens (a spawn thread, as a rule): creating a file
+    costs ~40 µs, and up to ~0.7 ms when the disk is slow. Their directory must exist. Raises
+    SpawnError when the files cannot be opened or the command cannot be executed.
     """
     args = _checked_argv(argv)
     loop = asyncio.get_running_loop()
     started_at = time.time()
-    out_fd = _open_log(stdout_path)
     try:
-        err_fd = _open_log(stderr_path)
-    except BaseException:
-        os.close(out_fd)
-        raise
-    fds_closed_later = False
-    try:
-        if _LIBC is not None and out_fd > 2 and err_fd > 2:
-            starting = loop.run_in_executor(_spawn_threads(), _libc_spawn, _LIBC, args, cwd, env, out_fd, err_fd)
+        if _LIBC is not None:
+            starting = loop.run_in_executor(
+                _spawn_threads(), _libc_spawn, _LIBC, args, cwd, env, stdout_path, stderr_path
+            )
             try:
                 child = Child(await asyncio.shield(starting), loop, started_at)
             except asyncio.CancelledError:
-                # The child starts anyway: once it has, close our copies and do not leave it alive.
-                starting.add_done_callback(lambda f: _abandon(f, out_fd, err_fd))
-                fds_closed_later = True
+                starting.add_done_callback(_abandon)  # it starts anyway: do not leave it alive
                 raise
         else:
-            child = Child.of_popen(_popen(args, cwd, env, out_fd, err_fd), loop, started_at)
+            child = Child.of_popen(_popen(args, cwd, env, stdout_path, stderr_path), loop, started_at)
     except OSError as exc:
         raise SpawnError(_spawn_message(args, cwd, exc)) from exc
     except ValueError as exc:  # e.g. an embedded NUL byte in an argument
         raise SpawnError(f"cannot start {args[0]!r}: {exc}") from exc
-    finally:
-        if not fds_closed_later:
-            # The child holds its own copies now; ours would only keep the files open.
-            os.close(out_fd)
-            os.close(err_fd)
     # With setsid the child leads a new group numbered by its pid. Asking getpgid() instead would
     # race with a command that has already exited and been reaped.
     return Spawned(child, child.pid, child.pid)
@@ -269,8 +257,8 @@ class Child:
 
 
 def _libc_spawn(
-    libc: LibcSpawn, args: list[str], cwd: str | os.PathLike[str] | None, env: Mapping[str, str], out_fd: int,
-    err_fd: int,
+    libc: LibcSpawn, args: list[str], cwd: str | os.PathLike[str] | None, env: Mapping[str, str],
+    stdout_path: str | os.PathLike[str], stderr_path: str | os.PathLike[str],
 ) -> int:  # fmt: skip
     """In a spawn thread: the GIL is released while the kernel gets the child to exec."""
     program = args[0]
@@ -278,7 +266,14 @@ def _libc_spawn(
     # puts its Python first on PATH at start), let it do the search. Otherwise we do it.
     search = os.sep not in program and env.get("PATH") == os.environ.get("PATH")
     where = "." if cwd is None else os.fspath(cwd)
-    return libc.spawn(program if search else _resolve(program, env), args, env, where, out_fd, err_fd, search)
+    target = program if search else _resolve(program, env)
+    out_fd, err_fd = _open_logs(stdout_path, stderr_path)
+    try:
+        return libc.spawn(target, args, env, where, out_fd, err_fd, search)
+    finally:
+        # The child holds its own copies now; ours would only keep the files open.
+        os.close(out_fd)
+        os.close(err_fd)
 
 
 def _spawn_threads() -> ThreadPoolExecutor:
@@ -288,10 +283,8 @@ def _spawn_threads() -> ThreadPoolExecutor:
     return _spawners
 
 
-def _abandon(starting: asyncio.Future[int], out_fd: int, err_fd: int) -> None:
-    """A spawn whose caller went away: close the log descriptors, kill and reap what started."""
-    os.close(out_fd)
-    os.close(err_fd)
+def _abandon(starting: asyncio.Future[int]) -> None:
+    """A spawn whose caller went away: kill and reap what it started."""
     if starting.cancelled() or starting.exception() is not None:
         return
     pid = starting.result()
@@ -302,11 +295,17 @@ def _abandon(starting: asyncio.Future[int], out_fd: int, err_fd: int) -> None:
 
 
 def _popen(
-    args: list[str], cwd: str | os.PathLike[str] | None, env: Mapping[str, str], out_fd: int, err_fd: int
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd, cwd=cwd, env=env, start_new_session=True
-    )
+    args: list[str], cwd: str | os.PathLike[str] | None, env: Mapping[str, str],
+    stdout_path: str | os.PathLike[str], stderr_path: str | os.PathLike[str],
+) -> subprocess.Popen[bytes]:  # fmt: skip
+    out_fd, err_fd = _open_logs(stdout_path, stderr_path)
+    try:
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd, cwd=cwd, env=env, start_new_session=True
+        )
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
 
 
 def _resolve(program: str, env: Mapping[str, str]) -> str:
@@ -347,11 +346,25 @@ def _checked_argv(argv: Sequence[str]) -> list[str]:
     return args
 
 
+def _open_logs(stdout_path: str | os.PathLike[str], stderr_path: str | os.PathLike[str]) -> tuple[int, int]:
+    out_fd = _open_log(stdout_path)
+    try:
+        return out_fd, _open_log(stderr_path)
+    except BaseException:
+        os.close(out_fd)
+        raise
+
+
 def _open_log(path: str | os.PathLike[str]) -> int:
     try:
-        return os.open(path, _LOG_FLAGS, _LOG_MODE)
+        fd = os.open(path, _LOG_FLAGS, _LOG_MODE)
     except OSError as exc:
         raise SpawnError(f"cannot open log file {os.fspath(path)!r}: {exc.strerror}") from exc
+    if fd <= 2:  # our own stdio was closed: keep it free, the child's streams are dup'ed onto 0-2
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        os.close(fd)
+        fd = moved
+    return fd
 
 
 def _spawn_message(args: list[str], cwd: str | os.PathLike[str] | None, exc: OSError) -> str:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -276,6 +277,24 @@ async def test_no_cwd_means_ours(janitor: Janitor, tmp_path: Path, monkeypatch: 
     janitor.track(spawned.process)
     assert await finish(spawned) == 0
     assert (tmp_path / "out.log").read_text() == f"{tmp_path}\n"
+
+
+def test_spawn_works_with_our_own_stdio_closed(tmp_path: Path) -> None:
+    """The log files then open as descriptors 0-2, which the child's streams are dup'ed onto."""
+    code = (
+        "import asyncio, os, sys\n"
+        "from taskhub.runtime.process import spawn\n"
+        "async def main():\n"
+        "    d = sys.argv[1]\n"
+        "    os.close(0); os.close(1)  # the lowest free descriptors now\n"
+        "    s = await spawn(['sh', '-c', 'echo out; echo err >&2'], cwd=d, env=dict(os.environ),"
+        " stdout_path=d + '/o.log', stderr_path=d + '/e.log')\n"
+        "    return await s.process.wait()\n"
+        "sys.exit(asyncio.run(main()))\n"
+    )
+    done = subprocess.run([PY, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert (tmp_path / "o.log").read_text() == "out\n" and (tmp_path / "e.log").read_text() == "err\n"
 
 
 async def test_exit_is_seen_without_pidfds(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
