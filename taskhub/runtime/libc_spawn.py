@@ -70,8 +70,8 @@ class LibcSpawn:
     ) -> int:  # fmt: skip
         """The new pid; OSError(errno) if it could not start, ValueError for a NUL in a string.
         With `search_path`, `program` is looked up in *this process's* PATH, as execvp does."""
-        argv = _c_strings([os.fsencode(a) for a in args])
-        envp = _c_strings([os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()])
+        argv = _c_strings([_no_nul(os.fsencode(a)) for a in args])
+        envp = _c_strings([_env_entry(k, v) for k, v in env.items()])
         path, where = _no_nul(os.fsencode(program)), _no_nul(os.fsencode(cwd))
         libc = self._libc
         actions = ctypes.create_string_buffer(_FILE_ACTIONS_BYTES)
@@ -105,9 +105,20 @@ def load() -> LibcSpawn | None:
 
 
 def _c_strings(items: list[bytes]) -> Any:
-    for item in items:
-        _no_nul(item)
     return (ctypes.c_char_p * (len(items) + 1))(*items, None)
+
+
+_env_entries: dict[tuple[str, str], bytes] = {}  # most of a run's environment is the worker's own
+ENV_CACHE_SIZE = 4096
+
+
+def _env_entry(key: str, value: str) -> bytes:
+    entry = _env_entries.get((key, value))
+    if entry is None:
+        if len(_env_entries) >= ENV_CACHE_SIZE:
+            _env_entries.clear()  # the run-specific entries pile up; the rest comes back at once
+        entry = _env_entries[key, value] = _no_nul(os.fsencode(key) + b"=" + os.fsencode(value))
+    return entry
 
 
 def _no_nul(item: bytes) -> bytes:
