@@ -63,6 +63,16 @@ class WorkerContext:
     folders: FoldersAhead  # run folders made ahead of the claim
 
 
+@dataclass
+class _Watch:
+    """A spawned run and what follows it: its stdout tail, its log caps, when it started."""
+
+    spawned: Spawned
+    tail: OutputTail
+    caps: list[LogCap]
+    started_mono: float
+
+
 class RunSupervisor:
     def __init__(self, ctx: WorkerContext, view: RunView) -> None:
         assert view.fence is not None
@@ -146,7 +156,12 @@ class RunSupervisor:
             await self._spawn_failed(str(exc), run_dir)
             return
         self.spawned = spawned
-        started_mono = time.monotonic()
+        watch = _Watch(
+            spawned,
+            tail,
+            [LogCap(stdout_path, settings.log_cap_bytes), LogCap(stderr_path, settings.log_cap_bytes)],
+            time.monotonic(),
+        )
         started = Started(
             fence=self.fence,
             pid=spawned.pid,
@@ -155,18 +170,25 @@ class RunSupervisor:
             host=self.ctx.host,
             argv=argv,
         )
-        caps = [LogCap(stdout_path, settings.log_cap_bytes), LogCap(stderr_path, settings.log_cap_bytes)]
         if await self._ended_quickly(spawned):
-            # Most runs of a busy queue are short: one over within SHORT_RUN_S is recorded in one
-            # commit (started, its output, exited) that also claims the slot's next run.
-            _kill_group_leftovers(spawned.pgid)
-            for cap in caps:
-                cap.enforce()
-            output = tail.poll(final=True)
-            outcome = "succeeded" if spawned.process.returncode == 0 else "failed"
-            end = self._exit_events(outcome, spawned.process.returncode, time.monotonic() - started_mono, output)
-            await self._report(self._after(end, [started]), retry=True, hand_over=True)
-            return
+            await self._record_short_run(watch, started)
+        else:
+            await self._supervise_long_run(watch, started)
+
+    async def _record_short_run(self, watch: _Watch, started: Started) -> None:
+        """Most runs of a busy queue are short: one over within SHORT_RUN_S is recorded in one
+        commit (started, its output, exited) that also claims the slot's next run."""
+        _kill_group_leftovers(watch.spawned.pgid)
+        output = watch.tail.poll(final=True)  # before cutting, so structured lines past the cap count
+        for cap in watch.caps:
+            cap.enforce()
+        returncode = watch.spawned.process.returncode
+        outcome = "succeeded" if returncode == 0 else "failed"
+        end = self._exit_events(outcome, returncode, time.monotonic() - watch.started_mono, output)
+        await self._report(self._after(end, [started]), retry=True, hand_over=True)
+
+    async def _supervise_long_run(self, watch: _Watch, started: Started) -> None:
+        spawned = watch.spawned
         # Moving a pid into a cgroup now and then takes 10-30 ms (the kernel synchronises every
         # migration), which would dominate a short run: only runs still alive after CONTAIN_AFTER_S
         # get one. Until then the process group and the environment scan contain them.
@@ -175,6 +197,7 @@ class RunSupervisor:
         def start_containment() -> None:
             nonlocal contain
             if spawned.process.returncode is None:
+                settings = self.ctx.settings
                 contain = asyncio.ensure_future(
                     asyncio.to_thread(_contain, self.run_id, settings.runs_dir, spawned.pid)
                 )
@@ -182,7 +205,7 @@ class RunSupervisor:
         contain_later = asyncio.get_running_loop().call_later(CONTAIN_AFTER_S - SHORT_RUN_S, start_containment)
         # The process runs while `started` is being committed.
         self._started = asyncio.ensure_future(self._report_started(started))
-        outcome = await self._watch(spawned, tail, caps)
+        outcome = await self._watch(spawned, watch.tail, watch.caps)
         contain_later.cancel()
         returncode = spawned.process.returncode
         await self._started
@@ -194,13 +217,13 @@ class RunSupervisor:
                 cgroup.remove()
         if self.stop_reason in ("fenced", "self_fenced"):
             return
-        final_output = tail.poll(final=True)
+        final_output = watch.tail.poll(final=True)
         # The slot is free once the process is gone: the next claim can share the exit's commit.
         self.ctx.release_slot(self.run_id)
         await self._report_output(final_output)
         if self.stop_reason in ("fenced", "self_fenced"):
             return
-        await self._report_exit(outcome, returncode, time.monotonic() - started_mono)
+        await self._report_exit(outcome, returncode, time.monotonic() - watch.started_mono)
 
     async def _ended_quickly(self, spawned: Spawned) -> bool:
         """True if the process ended within SHORT_RUN_S (or its shorter timeout) with no stop asked."""
