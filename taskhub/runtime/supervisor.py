@@ -162,6 +162,8 @@ class RunSupervisor:
             [LogCap(stdout_path, settings.log_cap_bytes), LogCap(stderr_path, settings.log_cap_bytes)],
             time.monotonic(),
         )
+        short = await self._ended_quickly(spawned)
+        # Built only now: reading the create time while the child still execs waits for it.
         started = Started(
             fence=self.fence,
             pid=spawned.pid,
@@ -170,7 +172,7 @@ class RunSupervisor:
             host=self.ctx.host,
             argv=argv,
         )
-        if await self._ended_quickly(spawned):
+        if short:
             await self._record_short_run(watch, started)
         else:
             await self._supervise_long_run(watch, started)
