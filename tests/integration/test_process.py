@@ -28,6 +28,7 @@ from taskhub.runtime.process import (
     spawn,
 )
 from tests.helpers.processes import Janitor
+from tests.helpers.waiting import wait_until_async
 
 PY = sys.executable
 
@@ -295,6 +296,32 @@ def test_spawn_works_with_our_own_stdio_closed(tmp_path: Path) -> None:
     done = subprocess.run([PY, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, timeout=60, check=False)
     assert done.returncode == 0, done.stderr.decode()
     assert (tmp_path / "o.log").read_text() == "out\n" and (tmp_path / "e.log").read_text() == "err\n"
+
+
+async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = f"{time.time() % 1000 + 1000:.6f}"  # a sleep length no other process uses
+    starting = asyncio.ensure_future(
+        spawn(
+            ["sleep", marker],
+            cwd=tmp_path,
+            env=dict(os.environ),
+            stdout_path=tmp_path / "o.log",
+            stderr_path=tmp_path / "e.log",
+        )
+    )
+    await asyncio.sleep(0)  # the spawn thread has it now
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    # Let the spawn thread finish starting the child (a fresh pool serves the tests after this one).
+    await asyncio.to_thread(process._spawn_threads().shutdown, True)
+    monkeypatch.setattr(process, "_spawners", None)
+
+    def sleepers() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
+
+    await wait_until_async(lambda: not sleepers(), timeout=10, message="the abandoned child to be killed")
+    assert not [c for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]  # and reaped
 
 
 async def test_exit_is_seen_without_pidfds(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
