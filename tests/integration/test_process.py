@@ -298,7 +298,7 @@ def test_spawn_works_with_our_own_stdio_closed(tmp_path: Path) -> None:
     assert (tmp_path / "o.log").read_text() == "out\n" and (tmp_path / "e.log").read_text() == "err\n"
 
 
-async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path) -> None:
     marker = f"{time.time() % 1000 + 1000:.6f}"  # a sleep length no other process uses
     starting = asyncio.ensure_future(
         spawn(
@@ -315,7 +315,7 @@ async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path, monkey
         await starting
     # Let the spawn thread finish starting the child (a fresh pool serves the tests after this one).
     await asyncio.to_thread(process._spawn_threads().shutdown, True)
-    monkeypatch.setattr(process, "_spawners", None)
+    process._spawners = None
 
     def sleepers() -> list[psutil.Process]:
         return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
