@@ -154,9 +154,13 @@ async def spawn(
     env: Mapping[str, str],
     stdout_path: str | os.PathLike[str],
     stderr_path: str | os.PathLike[str],
+    in_thread: bool = True,
 ) -> Spawned:
     """Start `argv` (no shell) in `cwd` (None: ours) in a new session, its output appended to the
     two log files.
+
+    `in_thread=False` waits for the child's exec on the calling thread (the GIL released): less
+    work than the hop to a spawn thread and back, for a caller with nothing else to do meanwhile.
 
     The log files are opened where the spawn happens (a spawn thread, as a rule): creating a file
     costs ~40 µs, and up to ~0.7 ms when the disk is slow. Their directory must exist. Raises
@@ -166,7 +170,9 @@ async def spawn(
     loop = asyncio.get_running_loop()
     started_at = time.time()
     try:
-        if _LIBC is not None:
+        if _LIBC is not None and not in_thread:
+            child = Child(_libc_spawn(_LIBC, args, cwd, env, stdout_path, stderr_path), loop, started_at)
+        elif _LIBC is not None:
             starting = loop.run_in_executor(
                 _spawn_threads(), _libc_spawn, _LIBC, args, cwd, env, stdout_path, stderr_path
             )

@@ -61,6 +61,7 @@ class WorkerContext:
     # async (run_id, op) -> op's result: free the run's slot and claim its next run in op's commit
     hand_over: Callable[[str, Callable[[Txn], RunView]], Awaitable[RunView]]
     folders: FoldersAhead  # run folders made ahead of the claim
+    spawn_in_thread: bool  # spawn from a thread, so other runs go on meanwhile (more than one slot)
 
 
 @dataclass
@@ -151,7 +152,14 @@ class RunSupervisor:
         # A first attempt's log is new: no need to look where it ends.
         tail = OutputTail(stdout_path, self.fence, time.time, start=0 if self.view.attempt == 1 else None)
         try:
-            spawned = await spawn(argv, cwd=settings.home, env=env, stdout_path=stdout_path, stderr_path=stderr_path)
+            spawned = await spawn(
+                argv,
+                cwd=settings.home,
+                env=env,
+                stdout_path=stdout_path,
+                stderr_path=stderr_path,
+                in_thread=self.ctx.spawn_in_thread,
+            )
         except SpawnError as exc:
             await self._spawn_failed(str(exc), run_dir)
             return

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 CANCEL_CHECK_S = 0.02  # while every slot is busy, cancels are looked for at most this often
 IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
 LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
-LOOK_AHEAD = 8  # queued runs whose folders are made ahead (several workers share the queue head)
+LOOK_AHEAD = 16  # queued runs whose folders are made ahead (several workers share the queue head)
 SWITCH_INTERVAL_S = 0.0005  # GIL hand-off between the loop and the log writer thread
 
 
@@ -50,7 +50,7 @@ class Worker:
         self.worker_id = worker_id or f"{self.host}-{os.getpid()}"
         self.running: dict[str, RunSupervisor] = {}
         self.handing_over = 0  # slots freed by an exit whose commit also claims their next run
-        self._look_ahead_window = max(LOOK_AHEAD, 2 * concurrency)
+        self._look_ahead_window = max(LOOK_AHEAD, 4 * concurrency)
         self._claimed_unseen = 0  # runs claimed since the last look ahead
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
@@ -89,6 +89,7 @@ class Worker:
             release_slot=self._release_slot,
             hand_over=self._hand_over,
             folders=FoldersAhead(settings.runs_dir),
+            spawn_in_thread=self.concurrency > 1,
         )
         self.ctx = ctx
         me = psutil.Process()
@@ -188,7 +189,7 @@ class Worker:
         for view in views:
             self._supervise(RunSupervisor(self.ctx, view))
         self._claimed_unseen += len(views)
-        if self._claimed_unseen >= self._look_ahead_window // 2:
+        if self._claimed_unseen >= self.concurrency:
             self._look_ahead()
 
     def _claimable(self) -> bool:
@@ -200,8 +201,8 @@ class Worker:
         return row is not None
 
     def _look_ahead(self) -> None:
-        """Have the folders of the runs likely claimed next made while these run: once every half
-        window of claims, so the window stays ahead of the claims."""
+        """Have the folders of the runs likely claimed next made while these run: once per round of
+        this worker's slots. The window reaches past what other workers claim meanwhile."""
         self._claimed_unseen = 0
         rows = self.peek.execute(
             "SELECT run_id FROM runs INDEXED BY runs_queue WHERE status = 'queued' ORDER BY priority DESC, num LIMIT ?",

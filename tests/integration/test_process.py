@@ -40,13 +40,16 @@ async def janitor() -> AsyncIterator[Janitor]:
     await j.cleanup()
 
 
-async def run(janitor: Janitor, tmp_path: Path, argv: list[str], env: dict[str, str] | None = None) -> Spawned:
+async def run(
+    janitor: Janitor, tmp_path: Path, argv: list[str], env: dict[str, str] | None = None, in_thread: bool = True
+) -> Spawned:
     spawned = await spawn(
         argv,
         cwd=tmp_path,
         env=env if env is not None else dict(os.environ),
         stdout_path=tmp_path / "stdout.log",
         stderr_path=tmp_path / "stderr.log",
+        in_thread=in_thread,
     )
     janitor.track(spawned.process)
     return spawned
@@ -231,32 +234,37 @@ async def test_identity_with_another_create_time_does_not_match(janitor: Janitor
     assert not spawned.identity.reused()
 
 
-@pytest.mark.parametrize("libc", [True, False], ids=["libc posix_spawn", "Popen fallback"])
+@pytest.mark.parametrize("way", ["libc in a thread", "libc inline", "Popen fallback"])
 async def test_each_way_in_reports_exit_codes_signals_and_errors(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libc: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
-    """glibc's posix_spawn in a thread where it is available; Popen where it is not."""
+    """glibc's posix_spawn (from a spawn thread, or inline) where it is available; Popen where not."""
+    libc, in_thread = way != "Popen fallback", way != "libc inline"
     if not libc:
         monkeypatch.setattr(process, "_LIBC", None)
     else:
         assert process._LIBC is not None  # this machine has glibc >= 2.29: the fast way must be used
     monkeypatch.chdir("/")
     janitor = Janitor()
+
+    async def start(argv: list[str], env: dict[str, str] | None = None) -> Spawned:
+        return await run(janitor, tmp_path, argv, env, in_thread=in_thread)
+
     try:
-        code = await run(janitor, tmp_path, [PY, "-c", "import os, sys; print(os.getcwd()); sys.exit(7)"])
+        code = await start([PY, "-c", "import os, sys; print(os.getcwd()); sys.exit(7)"])
         assert (code.process._popen is None) is libc
         assert await finish(code) == 7
         assert (tmp_path / "stdout.log").read_text() == f"{tmp_path}\n"  # started in its folder
-        killed = await run(janitor, tmp_path, ["sleep", "60"])
+        killed = await start(["sleep", "60"])
         os.killpg(killed.pgid, signal.SIGTERM)
         assert await finish(killed) == -signal.SIGTERM
         assert killed.process.returncode == -signal.SIGTERM
         # Found (or not) through the run's PATH, whether or not it is the worker's own.
         for env in (dict(os.environ), {**os.environ, "PATH": f"{tmp_path}/bin:/usr/bin:/bin"}):
-            echo = await run(janitor, tmp_path, ["echo", "found"], env=env)
+            echo = await start(["echo", "found"], env)
             assert await finish(echo) == 0
             with pytest.raises(SpawnError, match="executable not found: 'no-such-program-xyz'"):
-                await run(janitor, tmp_path, ["no-such-program-xyz"], env=env)
+                await start(["no-such-program-xyz"], env)
         assert (tmp_path / "stdout.log").read_text().endswith("found\nfound\n")
         with pytest.raises(SpawnError, match="working directory"):
             await spawn(
