@@ -83,6 +83,7 @@ def test_task_sees_the_promised_environment(hub: Hub) -> None:
     assert env["PYTHONUNBUFFERED"] == "1"
     assert Path(env["cwd"]) == hub.home
     assert env["stdin_is_devnull"] is True
+    assert env["extra_fds"] == {}, env["extra_fds"]  # none of the worker's descriptors (posix_spawn keeps them)
     # PATH starts with the directory of the Python that runs TaskHub, so `python3` is that one.
     first = Path(env["PATH"].split(":")[0])
     assert first == Path(env["executable"]).parent

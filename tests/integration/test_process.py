@@ -25,6 +25,7 @@ from taskhub.runtime.process import (
     SpawnError,
     child_env,
     default_python_bin_dir,
+    make_descriptors_private,
     spawn,
 )
 from tests.helpers.processes import Janitor
@@ -330,6 +331,20 @@ async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path) -> Non
 
     await wait_until_async(lambda: not sleepers(), timeout=10, message="the abandoned child to be killed")
     assert not [c for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]  # and reaped
+
+
+async def test_descriptors_a_worker_inherited_do_not_reach_its_runs(janitor: Janitor, tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        os.set_inheritable(write_end, True)  # as a careless parent would leave it
+        make_descriptors_private()
+        assert not os.get_inheritable(write_end)
+        spawned = await run(janitor, tmp_path, ["ls", "/proc/self/fd"])
+        assert await finish(spawned) == 0
+        assert str(write_end) not in (tmp_path / "stdout.log").read_text().split()
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 async def test_exit_is_seen_without_pidfds(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
