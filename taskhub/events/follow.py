@@ -42,7 +42,9 @@ class ChangeSignal:
         self._inotify: DirectoryWatch | None = None
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._changes = 0  # file changes seen, so only the latest one's trailing wake-ups fire
+        self._last_change = 0.0  # loop time of the latest file change
+        self._trail_step = 0  # which of TRAILING_WAKE_S after it comes next
+        self._trail_timer: asyncio.TimerHandle | None = None
 
     @property
     def generation(self) -> int:
@@ -85,6 +87,9 @@ class ChangeSignal:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self._trail_timer is not None:
+            self._trail_timer.cancel()
+            self._trail_timer = None
         if self._inotify is not None:
             self._inotify.stop()
         if self._thread is not None:
@@ -98,16 +103,29 @@ class ChangeSignal:
 
     def _file_changed(self) -> None:
         """Wake now, and again shortly: the WAL is written before its commit becomes visible to
-        readers, so a follower woken by the write may read too early and must look once more."""
-        self.notify()
-        self._changes += 1
-        assert self._loop is not None
-        for delay in TRAILING_WAKE_S:
-            self._loop.call_later(delay, self._trailing, self._changes)
+        readers, so a follower woken by the write may read too early and must look once more.
 
-    def _trailing(self, change: int) -> None:
-        if change == self._changes:
+        The trailing wake-ups follow the latest change (TRAILING_WAKE_S after it). One chain of
+        timers serves every change: a burst of commits re-arms it rather than adding three timers
+        per write (the API and every worker see a change on each commit of every process)."""
+        self.notify()
+        assert self._loop is not None
+        self._last_change = self._loop.time()
+        self._trail_step = 0
+        if self._trail_timer is None:
+            self._trail_timer = self._loop.call_at(self._last_change + TRAILING_WAKE_S[0], self._trailing)
+
+    def _trailing(self) -> None:
+        assert self._loop is not None
+        due = self._last_change + TRAILING_WAKE_S[self._trail_step]
+        if self._loop.time() >= due:
             self.notify()
+            self._trail_step += 1
+            if self._trail_step == len(TRAILING_WAKE_S):
+                self._trail_timer = None
+                return
+            due = self._last_change + TRAILING_WAKE_S[self._trail_step]
+        self._trail_timer = self._loop.call_at(due, self._trailing)
 
     def _watch(self) -> None:
         """watchfiles' own blocking loop in a thread: one hop to the event loop per change."""

@@ -1,0 +1,30 @@
+"""ChangeSignal's trailing wake-ups: they follow the latest file change, with one chain of timers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from taskhub.events.follow import TRAILING_WAKE_S, ChangeSignal
+from tests.helpers.waiting import wait_until_async
+
+
+async def test_a_burst_of_changes_gets_one_chain_of_trailing_wake_ups(tmp_path: Path) -> None:
+    signal = ChangeSignal(tmp_path / "db")
+    signal.bind()
+    loop = asyncio.get_running_loop()
+
+    def pending_trailing_timers() -> int:  # asyncio keeps its timers in `_scheduled`
+        return sum(1 for h in loop._scheduled if h._callback == signal._trailing and not h.cancelled())  # type: ignore[attr-defined]
+
+    for _ in range(10):  # a burst of commits
+        signal._file_changed()
+        assert pending_trailing_timers() == 1  # one chain, re-armed: not three timers per change
+    assert signal.generation == 10  # each change woke followers at once
+    last = signal._last_change
+    await wait_until_async(
+        lambda: signal.generation == 10 + len(TRAILING_WAKE_S), timeout=10, message="the trailing wake-ups"
+    )
+    assert loop.time() - last >= TRAILING_WAKE_S[-1]  # the last one came TRAILING_WAKE_S[-1] after the burst
+    await wait_until_async(lambda: signal._trail_timer is None, timeout=10, message="the chain to end")
+    await signal.stop()
