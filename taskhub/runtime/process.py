@@ -45,6 +45,8 @@ _LOG_MODE = 0o644
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _LIBC = load_libc_spawn()
 SPAWN_THREADS = 4  # spawns waiting for their child to exec at once; more only adds threads
+SLOW_SPAWN_S = 0.005  # a spawn waiting longer for its child's exec means the CPUs are busy...
+THREADED_FOR_S = 1.0  # ...so spawn from threads this long, then try inline again
 _spawners: ThreadPoolExecutor | None = None
 BOOT_TIME_TTL_S = 5.0
 
@@ -154,23 +156,23 @@ async def spawn(
     env: Mapping[str, str],
     stdout_path: str | os.PathLike[str],
     stderr_path: str | os.PathLike[str],
-    in_thread: bool = True,
+    in_thread: bool | None = None,
 ) -> Spawned:
     """Start `argv` (no shell) in `cwd` (None: ours) in a new session, its output appended to the
-    two log files.
+    two log files (their directory must exist). Raises SpawnError when the files cannot be opened
+    or the command cannot be executed.
 
-    `in_thread=False` waits for the child's exec on the calling thread (the GIL released): less
-    work than the hop to a spawn thread and back, for a caller with nothing else to do meanwhile.
-
-    The log files are opened where the spawn happens (a spawn thread, as a rule): creating a file
-    costs ~40 µs, and up to ~0.7 ms when the disk is slow. Their directory must exist. Raises
-    SpawnError when the files cannot be opened or the command cannot be executed.
+    posix_spawn returns once the child has exec'd. Waiting for that on the calling thread (the GIL
+    released) costs least: ~0.1-0.2 ms on an idle machine, and no hop to a thread and back (~0.4 ms
+    of CPU per run, measured). But when the CPUs are busy the new child may wait milliseconds for
+    one, and the event loop with it (throughput fell to half). `in_thread=None` decides by the
+    last spawns: inline while they are quick, from a spawn thread for a while after a slow one.
     """
     args = _checked_argv(argv)
     loop = asyncio.get_running_loop()
     started_at = time.time()
     try:
-        if _LIBC is not None and not in_thread:
+        if _LIBC is not None and (not _spawn_pace.threaded() if in_thread is None else not in_thread):
             child = Child(_libc_spawn(_LIBC, args, cwd, env, stdout_path, stderr_path), loop, started_at)
         elif _LIBC is not None:
             starting = loop.run_in_executor(
@@ -275,11 +277,31 @@ def _libc_spawn(
     target = program if search else _resolve(program, env)
     out_fd, err_fd = _open_logs(stdout_path, stderr_path)
     try:
-        return libc.spawn(target, args, env, where, out_fd, err_fd, search)
+        started = time.monotonic()
+        pid = libc.spawn(target, args, env, where, out_fd, err_fd, search)
+        _spawn_pace.took(time.monotonic() - started)
+        return pid
     finally:
         # The child holds its own copies now; ours would only keep the files open.
         os.close(out_fd)
         os.close(err_fd)
+
+
+class _SpawnPace:
+    """Whether spawns should go to threads: for THREADED_FOR_S after one waited over SLOW_SPAWN_S."""
+
+    def __init__(self) -> None:
+        self._threaded_until = 0.0
+
+    def threaded(self) -> bool:
+        return time.monotonic() < self._threaded_until
+
+    def took(self, seconds: float) -> None:
+        if seconds > SLOW_SPAWN_S:
+            self._threaded_until = time.monotonic() + THREADED_FOR_S
+
+
+_spawn_pace = _SpawnPace()
 
 
 def _spawn_threads() -> ThreadPoolExecutor:

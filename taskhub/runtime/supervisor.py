@@ -61,7 +61,7 @@ class WorkerContext:
     # async (run_id, op) -> op's result: free the run's slot and claim its next run in op's commit
     hand_over: Callable[[str, Callable[[Txn], RunView]], Awaitable[RunView]]
     folders: FoldersAhead  # run folders made ahead of the claim
-    spawn_in_thread: bool  # spawn from a thread, so other runs go on meanwhile (more than one slot)
+    spawn_in_thread: bool | None  # False: inline (one slot: nothing else waits); None: as spawn() sees fit
 
 
 @dataclass

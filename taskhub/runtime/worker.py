@@ -89,7 +89,7 @@ class Worker:
             release_slot=self._release_slot,
             hand_over=self._hand_over,
             folders=FoldersAhead(settings.runs_dir),
-            spawn_in_thread=self.concurrency > 1,
+            spawn_in_thread=None if self.concurrency > 1 else False,
         )
         self.ctx = ctx
         me = psutil.Process()

@@ -316,6 +316,7 @@ async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path) -> Non
             env=dict(os.environ),
             stdout_path=tmp_path / "o.log",
             stderr_path=tmp_path / "e.log",
+            in_thread=True,
         )
     )
     await asyncio.sleep(0)  # the spawn thread has it now
@@ -345,6 +346,16 @@ async def test_descriptors_a_worker_inherited_do_not_reach_its_runs(janitor: Jan
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+async def test_spawns_go_to_threads_for_a_while_after_a_slow_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(process, "THREADED_FOR_S", 0.2)
+    pace = process._SpawnPace()
+    pace.took(process.SLOW_SPAWN_S / 10)
+    assert not pace.threaded()  # quick spawns: inline costs least
+    pace.took(process.SLOW_SPAWN_S * 2)  # the child waited for a CPU
+    assert pace.threaded()
+    await wait_until_async(lambda: not pace.threaded(), timeout=10, message="inline again")
 
 
 async def test_exit_is_seen_without_pidfds(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
