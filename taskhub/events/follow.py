@@ -85,6 +85,16 @@ class ChangeSignal:
         self._thread = threading.Thread(target=self._watch, name="taskhub-log-watch", daemon=True)
         self._thread.start()
 
+    def listen(self, on: bool) -> None:
+        """Pause (False) or resume (True) waking on other processes' changes. A process with
+        nothing to do about them for a while saves a wake-up per commit of every process; what
+        came meanwhile wakes followers once on resume. The watchfiles fallback always listens."""
+        if self._inotify is not None:
+            if on:
+                self._inotify.resume()
+            else:
+                self._inotify.pause()
+
     async def stop(self) -> None:
         self._stop.set()
         if self._trail_timer is not None:

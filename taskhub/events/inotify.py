@@ -37,6 +37,7 @@ class DirectoryWatch:
         self.on_change = on_change
         self._fd = -1
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._paused = False
 
     def start(self) -> None:
         """Raises OSError when inotify is not available (then use the fallback)."""
@@ -53,9 +54,22 @@ class DirectoryWatch:
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(fd, self._readable)
 
+    def pause(self) -> None:
+        """Stop reading events; the kernel queues them meanwhile (or notes an overflow)."""
+        if self._fd >= 0 and self._loop is not None and self._paused is False:
+            self._loop.remove_reader(self._fd)
+            self._paused = True
+
+    def resume(self) -> None:
+        """Read again, starting with whatever came while paused."""
+        if self._fd >= 0 and self._loop is not None and self._paused:
+            self._paused = False
+            self._loop.add_reader(self._fd, self._readable)
+            self._readable()
+
     def stop(self) -> None:
         if self._fd >= 0:
-            if self._loop is not None and not self._loop.is_closed():
+            if self._loop is not None and not self._loop.is_closed() and not self._paused:
                 self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1

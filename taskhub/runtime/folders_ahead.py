@@ -62,6 +62,8 @@ class FoldersAhead:
         while (run_ids := self._queue.get()) is not None:
             for run_id in run_ids:
                 run_dir = self.runs_dir / run_id
+                if run_dir.exists():  # another worker made it first; the supervisor checks it
+                    continue
                 try:
                     prepare_run_dir(run_dir, 1)
                     ensure_logs(run_dir)

@@ -131,12 +131,10 @@ class Worker:
         assert self.log is not None
         lease_s = self.settings.lease_s
         signal = self.log.signal
-        checked = 0.0
         while not self.stopping:
             seen = signal.generation
             self._woken.clear()
             self._check_cancels()
-            checked = time.monotonic()
             free = self.concurrency - len(self.running) - self.handing_over
             if free > 0 and self._claimable():
                 views = await self.log.run(
@@ -145,14 +143,17 @@ class Worker:
                 self._supervise_claimed(views)
                 if views:
                     continue
-            # Woken by any commit to the log (ours, or another process's via the file watcher).
-            await signal.wait(seen, timeout=self._idle_timeout())
-            wait_more = CANCEL_CHECK_S - (time.monotonic() - checked)
-            if wait_more > 0 and self.concurrency - len(self.running) - self.handing_over <= 0:
-                # Every slot is busy, so only a cancel can matter, and every commit of every worker
-                # wakes us: look at most every CANCEL_CHECK_S, or at once when a slot frees.
+            if free > 0:
+                # Woken by any commit to the log (ours, or another process's via the file watch).
+                signal.listen(True)
+                await signal.wait(seen, timeout=self._idle_timeout())
+            else:
+                # Every slot is busy (a finishing run claims its slot's next one itself), so only a
+                # cancel can matter: look every CANCEL_CHECK_S rather than waking on each commit of
+                # every worker, with the file watch paused; at once when this process frees a slot.
+                signal.listen(False)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._woken.wait(), wait_more)
+                    await asyncio.wait_for(self._woken.wait(), CANCEL_CHECK_S)
 
     def _limits(self) -> dict[str, int | None]:
         return {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}

@@ -46,3 +46,11 @@ def test_a_folder_that_cannot_be_made_is_not_ready(ahead: FoldersAhead) -> None:
     ahead.want(["r-1", "r-2"])
     wait_until(lambda: ahead.ready("r-2"), timeout=10, message="r-2 ready")  # the thread went on
     assert not ahead.ready("r-1")  # the supervisor makes it (and reports the error) itself
+
+
+def test_a_folder_another_worker_made_is_left_to_it(ahead: FoldersAhead) -> None:
+    (ahead.runs_dir / "r-1").mkdir()  # another worker's thread got there first
+    ahead.want(["r-1", "r-2"])
+    wait_until(lambda: ahead.ready("r-2"), timeout=10, message="r-2 ready")
+    assert not ahead.ready("r-1")  # so this worker's supervisor completes it if it claims r-1
+    assert list((ahead.runs_dir / "r-1").iterdir()) == []

@@ -28,3 +28,22 @@ async def test_a_burst_of_changes_gets_one_chain_of_trailing_wake_ups(tmp_path: 
     assert loop.time() - last >= TRAILING_WAKE_S[-1]  # the last one came TRAILING_WAKE_S[-1] after the burst
     await wait_until_async(lambda: signal._trail_timer is None, timeout=10, message="the chain to end")
     await signal.stop()
+
+
+async def test_paused_it_hears_nothing_and_on_resume_it_wakes_for_what_came(tmp_path: Path) -> None:
+    signal = ChangeSignal(tmp_path / "db")
+    signal.start()
+    try:
+        (tmp_path / "db-wal").write_bytes(b"a commit")  # the kernel queues the event at once
+        await wait_until_async(lambda: signal.generation >= 1, timeout=10, message="the first change")
+        before = signal.generation
+        signal.listen(False)
+        (tmp_path / "db-wal").write_bytes(b"another commit, while paused")
+        for _ in range(3):
+            await asyncio.sleep(0)  # loop turns in which a listening watch would have read it
+        assert signal.generation == before
+        signal.listen(True)  # reads what came meanwhile, and wakes followers for it
+        assert signal.generation == before + 1
+        signal.listen(True)  # resuming twice is harmless
+    finally:
+        await signal.stop()
