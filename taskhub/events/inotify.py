@@ -22,6 +22,7 @@ IN_MODIFY = 0x002
 IN_CLOSE_WRITE = 0x008
 IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
+IN_Q_OVERFLOW = 0x4000  # the kernel's queue filled up (a long pause): events were dropped
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 _HEADER = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of NUL-padded name
@@ -56,7 +57,7 @@ class DirectoryWatch:
 
     def pause(self) -> None:
         """Stop reading events; the kernel queues them meanwhile (or notes an overflow)."""
-        if self._fd >= 0 and self._loop is not None and self._paused is False:
+        if self._fd >= 0 and self._loop is not None and not self._paused:
             self._loop.remove_reader(self._fd)
             self._paused = True
 
@@ -88,10 +89,10 @@ class DirectoryWatch:
                 break
             offset = 0
             while offset + _HEADER.size <= len(buf):
-                _wd, _mask, _cookie, length = _HEADER.unpack_from(buf, offset)
+                _wd, mask, _cookie, length = _HEADER.unpack_from(buf, offset)
                 name = buf[offset + _HEADER.size : offset + _HEADER.size + length]
                 offset += _HEADER.size + length
-                if name.startswith(self.prefix):
+                if name.startswith(self.prefix) or mask & IN_Q_OVERFLOW:
                     changed = True
         if changed:
             self.on_change()

@@ -47,3 +47,23 @@ async def test_paused_it_hears_nothing_and_on_resume_it_wakes_for_what_came(tmp_
         signal.listen(True)  # resuming twice is harmless
     finally:
         await signal.stop()
+
+
+async def test_events_dropped_during_a_long_pause_still_wake_on_resume(tmp_path: Path) -> None:
+    signal = ChangeSignal(tmp_path / "db")
+    signal.start()
+    try:
+        signal.listen(False)
+        limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+        with open(tmp_path / "other-a", "wb") as a, open(tmp_path / "other-b", "wb") as b:
+            for _ in range(limit // 2 + 10):  # alternating, so the kernel cannot merge them
+                a.write(b"x")
+                a.flush()
+                b.write(b"x")
+                b.flush()
+        # Only unrelated files changed, but the queue overflowed: what was dropped may have been ours.
+        before = signal.generation
+        signal.listen(True)
+        assert signal.generation == before + 1
+    finally:
+        await signal.stop()
