@@ -223,7 +223,7 @@ def latency(root: Path, synchronous: str, samples: int) -> Latency:
                 home._check_workers()
                 if time.monotonic() > deadline:
                     raise SystemExit(f"{run_id} did not finish in 30 s")
-                time.sleep(0.002)
+                time.sleep(0.002)  # poll interval, bounded by the deadline above
             if view.status != "succeeded":
                 raise SystemExit(f"{run_id} {view.status}")
             stamp = float((root / "data" / "runs" / run_id / "stdout.log").read_text())

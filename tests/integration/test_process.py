@@ -358,6 +358,19 @@ async def test_spawns_go_to_threads_for_a_while_after_a_slow_one(monkeypatch: py
     await wait_until_async(lambda: not pace.threaded(), timeout=10, message="inline again")
 
 
+@pytest.mark.parametrize("in_thread", [True, False])
+async def test_a_nul_in_the_environment_is_a_spawn_error(tmp_path: Path, in_thread: bool) -> None:
+    with pytest.raises(SpawnError, match="null byte"):
+        await spawn(
+            ["true"],
+            cwd=tmp_path,
+            env={**os.environ, "BAD": "a\0b"},
+            stdout_path=tmp_path / "o.log",
+            stderr_path=tmp_path / "e.log",
+            in_thread=in_thread,
+        )
+
+
 async def test_exit_is_seen_without_pidfds(janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_pidfds(pid: int, flags: int = 0) -> int:
         raise OSError(errno.ENOSYS, "pidfd_open is not available")
