@@ -269,7 +269,8 @@ def test_7_whole_system_kill9_then_start_sh(hub: Hub) -> None:
     # The same worker ids as bin/start.sh uses, so the restart is also a restart under the same id.
     services = [hub.worker("w-1", concurrency=10), hub.worker("w-2", concurrency=10), hub.reaper()]
     doomed = hub.submit("sleep", {"seconds": 600}, n=16)  # one attempt each: they must fail
-    retried = hub.submit("orphan_tree", {"seconds": 3}, n=4, max_attempts=2)  # a second attempt succeeds
+    # The first attempt outlives the crash however slow the machine; the second succeeds quickly.
+    retried = hub.submit("orphan_tree", {"seconds": 600, "retry_seconds": 1}, n=4, max_attempts=2)
     queued = hub.submit("sleep", {"seconds": 0.2}, n=5)  # never started before the crash
     active = doomed + retried
     wait_until(lambda: all(hub.run(r).status == "running" for r in active), timeout=30, message="20 active runs")

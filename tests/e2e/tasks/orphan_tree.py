@@ -7,11 +7,14 @@ from taskhub import TaskSpec
 
 class Params(msgspec.Struct):
     seconds: float = 600.0  # how long every process of the tree lives
+    retry_seconds: float | None = None  # how long it lives on attempts after the first (default: seconds)
     ignore_term: bool = False  # every process ignores SIGTERM (noting it), so only SIGKILL works
 
 
 def build_command(params: Params) -> list[str]:
     argv = ["python3", "tasks/scripts/orphan_tree.py", str(params.seconds)]
+    if params.retry_seconds is not None:
+        argv += ["--retry-seconds", str(params.retry_seconds)]
     return argv + (["--ignore-term"] if params.ignore_term else [])
 
 

@@ -1,7 +1,8 @@
 """parent -> child -> grandchild that calls setsid() and leaves the process group; all sleep.
 
 Each process writes its pid to $TASKHUB_RUN_DIR/pids (one line each, "role pid") once it is set
-up, so a test knows the tree is complete. With --ignore-term, SIGTERM is ignored but noted in
+up, so a test knows the tree is complete. With --retry-seconds S, attempts after the first live S
+seconds instead. With --ignore-term, SIGTERM is ignored but noted in
 $TASKHUB_RUN_DIR/term (a test can see a kill has begun).
 """
 
@@ -18,6 +19,8 @@ def note(name: str, text: str) -> None:
 
 def main() -> None:
     seconds = float(sys.argv[1])
+    if "--retry-seconds" in sys.argv and int(os.environ["TASKHUB_ATTEMPT"]) > 1:
+        seconds = float(sys.argv[sys.argv.index("--retry-seconds") + 1])
     if "--ignore-term" in sys.argv:
         signal.signal(signal.SIGTERM, lambda *_: note("term", str(os.getpid())))
     role = "parent"
