@@ -18,6 +18,7 @@ MAX_BODY_BYTES = 1 << 20
 MAX_STREAMS = 256
 DRAIN_S = 30.0
 KILL_GRACE_S = 5.0
+READY_PER_SLOT = 1  # claimed runs a busy worker keeps ready per slot while its runs end quickly
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 SOURCE_DIR = Path(__file__).resolve().parent.parent  # the checkout TaskHub runs from
 
@@ -38,6 +39,7 @@ class Settings:
     max_streams: int = MAX_STREAMS
     drain_s: float = DRAIN_S
     kill_grace_s: float = KILL_GRACE_S
+    ready_per_slot: int = READY_PER_SLOT
     access_log: bool = False  # uvicorn's line per request: ~40 us of the API's CPU each, so off by default
     web_dist: Path | None = None  # the built UI; default: web/dist under the home, else beside the code
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -76,6 +78,13 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     if value <= minimum:
         raise ConfigError(f"{name} must be greater than {minimum:g}, got {raw!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _number(env, name, default, minimum=-1)
+    if not float(value).is_integer():
+        raise ConfigError(f"{name} must be a whole number, got {env.get(name)!r}")
+    return int(value)
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -120,6 +129,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         max_streams=int(_number(env, "TASKHUB_MAX_STREAMS", MAX_STREAMS)),
         drain_s=_number(env, "TASKHUB_DRAIN_S", DRAIN_S, minimum=-1),
         kill_grace_s=_number(env, "TASKHUB_KILL_GRACE_S", KILL_GRACE_S),
+        ready_per_slot=_count(env, "TASKHUB_READY_PER_SLOT", READY_PER_SLOT),
         access_log=_flag(env, "TASKHUB_ACCESS_LOG", False),
         web_dist=Path(env["TASKHUB_WEB_DIST"]).resolve() if env.get("TASKHUB_WEB_DIST") else None,
     )

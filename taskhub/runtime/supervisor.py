@@ -264,14 +264,15 @@ class RunSupervisor:
             await asyncio.wait((wait, waker), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             waker.cancel()
             self._wake.clear()
-            # Read before cutting, so structured lines past the cap still become events.
+            # Read just before cutting (no await between), so structured lines past the cap still
+            # become events: what the task writes while a report commits would be cut unread.
             output = tail.poll()
+            for cap in caps:
+                cap.enforce()
             if output:
                 if self._started is not None:
                     await self._started  # nothing about the run is logged before it is `started`
                 await self._report_output(output)
-            for cap in caps:
-                cap.enforce()
             if deadline is not None and time.monotonic() >= deadline and self.stop_reason is None:
                 self.stop_reason = "timed_out"
             if self.stop_reason is not None and killer is None:
@@ -369,6 +370,15 @@ class RunSupervisor:
     async def _spawn_failed(self, message: str, run_dir: Path) -> None:
         log.warning("worker.spawn_error run_id=%s error=%s", self.run_id, message)
         await asyncio.to_thread(_note_spawn_error, run_dir, f"taskhub: {message}\n")
+        await self._end_unstarted("spawn_error", message)
+
+    async def end_unstarted(self) -> None:
+        """The worker shuts down before this claimed run could start: it ends as a running run
+        would (failed, worker_gone), or is retried if it has attempts left."""
+        log.info("worker.unstarted_at_shutdown run_id=%s", self.run_id)
+        await self._end_unstarted("worker_gone", "the worker shut down before the run started")
+
+    async def _end_unstarted(self, reason: str, message: str) -> None:
         jitter = random.random()
 
         def make(current: RunView) -> list[Event]:
@@ -381,7 +391,7 @@ class RunSupervisor:
                 duration_s=0.0,
                 now=time.time(),
                 jitter=jitter,
-                reason="spawn_error",
+                reason=reason,
                 error=message,
             )
 

@@ -14,8 +14,10 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from functools import partial
+from typing import Any
 
 import psutil
 
@@ -50,6 +52,12 @@ class Worker:
         self.worker_id = worker_id or f"{self.host}-{os.getpid()}"
         self.running: dict[str, RunSupervisor] = {}
         self.handing_over = 0  # slots freed by an exit whose commit also claims their next run
+        # Claimed, not yet started: a slot freed by a quick run takes one at once instead of
+        # waiting for a commit. Only the queue's head, only if its task's last run here was quick
+        # and it has no max_concurrency: a run waits here about as long as a quick run takes.
+        self.ready: deque[RunSupervisor] = deque()
+        self.refilling = 0  # runs being claimed for `ready` by commits in flight
+        self.quick_tasks: set[str] = set()
         self._look_ahead_window = max(LOOK_AHEAD, 4 * concurrency)
         self._claimed_unseen = 0  # runs claimed since the last look ahead
         self.tasks: set[asyncio.Task[None]] = set()
@@ -135,7 +143,8 @@ class Worker:
             seen = signal.generation
             self._woken.clear()
             self._check_cancels()
-            free = self.concurrency - len(self.running) - self.handing_over
+            self._start_ready()
+            free = self._free_slots()
             if free > 0 and self._claimable():
                 views = await self.log.run(
                     partial(ops.claim, worker_id=self.worker_id, slots=free, lease_s=lease_s, limits=self._limits())
@@ -159,32 +168,56 @@ class Worker:
         return {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}
 
     async def _hand_over(self, run_id: str, op: Callable[[Txn], RunView]) -> RunView:
-        """Commit a run's end and the claim of its slot's next run together: a busy slot then
-        costs one commit per run, and starts its next run without waiting for a second one."""
-        self.running.pop(run_id, None)
+        """A quick run ended: its slot starts a ready run at once, and one commit records the end,
+        claims the slot's next run if none was ready, and claims one more to keep ready."""
+        ended = self.running.pop(run_id, None)
+        if ended is not None:
+            self.quick_tasks.add(ended.view.task_id)
+        self._start_ready()
         assert self.log is not None
         if self.stopping:
             return await self.log.run(op)
         limits, lease_s = self._limits(), self.settings.lease_s
+        now_slots = 1 if self._free_slots() > 0 else 0
+        quick = {t for t in self.quick_tasks if limits.get(t, 0) is None}
+        refill = 1 if quick and len(self.ready) + self.refilling < self._ready_target() else 0
 
-        def exit_then_claim(txn: Txn) -> tuple[RunView, list[RunView]]:
+        def exit_then_claim(txn: Txn) -> tuple[RunView, list[RunView], list[RunView]]:
             view = op(txn)  # if this raises, nothing is claimed: the claim loop takes the slot
             if self.stopping:
-                return view, []
-            return view, ops.claim(txn, worker_id=self.worker_id, slots=1, lease_s=lease_s, limits=limits)
+                return view, [], []
+            claim = partial(ops.claim, txn, worker_id=self.worker_id, lease_s=lease_s, limits=limits)
+            now = claim(slots=now_slots) if now_slots else []
+            later = claim(slots=1) if refill and _head_task(txn) in quick else []
+            return view, now, later
 
-        self.handing_over += 1
+        self.handing_over += now_slots
+        self.refilling += refill
         try:
-            view, claimed = await self.log.run(exit_then_claim)
+            view, claimed, later = await self.log.run(exit_then_claim)
         except BaseException:
-            self._wake()  # the slot is free and unclaimed: the claim loop takes it
+            self._wake()  # a slot may be free and unclaimed: the claim loop takes it
             raise
         finally:
-            self.handing_over -= 1
+            self.handing_over -= now_slots
+            self.refilling -= refill
         self._supervise_claimed(claimed)
-        if not claimed:
+        self.ready.extend(RunSupervisor(self.ctx, v) for v in later)
+        self._start_ready()
+        if now_slots and not claimed:
             self._wake()  # nothing due now: the claim loop waits for the queue on the slot's behalf
         return view
+
+    def _free_slots(self) -> int:
+        return self.concurrency - len(self.running) - self.handing_over
+
+    def _ready_target(self) -> int:
+        return self.concurrency * self.settings.ready_per_slot
+
+    def _start_ready(self) -> None:
+        """Free slots take ready runs first."""
+        while self.ready and self._free_slots() > 0:
+            self._supervise(self.ready.popleft())
 
     def _supervise_claimed(self, views: list[RunView]) -> None:
         for view in views:
@@ -245,12 +278,18 @@ class Worker:
             finally:
                 self._release_slot(sup.run_id)
 
-        task = asyncio.create_task(supervise(), name=f"run-{sup.run_id}")
+        self._track(supervise(), name=f"run-{sup.run_id}")
+
+    def _track(self, work: Coroutine[Any, Any, None], name: str | None = None) -> None:
+        task = asyncio.create_task(work, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     def _release_slot(self, run_id: str) -> None:
-        if self.running.pop(run_id, None) is not None:
+        ended = self.running.pop(run_id, None)
+        if ended is not None:
+            self.quick_tasks.discard(ended.view.task_id)  # it ran long (or never ran): keep none ready
+            self._start_ready()
             self._wake()
 
     async def _find_task(self, task_id: str, version: str | None) -> LoadedTask | None:
@@ -265,7 +304,8 @@ class Worker:
         while True:
             await asyncio.sleep(min(interval, 1.0) if self.running else interval)
             now = time.monotonic()
-            due = [s for s in self.running.values() if s.lease_deadline - now <= self.settings.lease_s - interval]
+            held = [*self.running.values(), *self.ready]
+            due = [s for s in held if s.lease_deadline - now <= self.settings.lease_s - interval]
             await asyncio.gather(*(s.heartbeat() for s in due))
             now = time.monotonic()
             for sup in list(self.running.values()):
@@ -291,8 +331,21 @@ class Worker:
                 second_signal.cancel()
         for sup in list(self.running.values()):
             sup.request_stop("shutdown")
+        while self.ready:  # claimed but never started: they end as a shutdown ends a running run
+            self._track(self.ready.popleft().end_unstarted())
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _head_task(txn: Txn) -> str | None:
+    """The task of the run a claim would take next, if it is due (an unlimited task's run is never
+    skipped, so for one of those this is exactly what `ops.claim` takes)."""
+    row = txn.conn.execute(
+        "SELECT task_id FROM runs INDEXED BY runs_queue WHERE status = 'queued'"
+        " AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, num LIMIT 1",
+        (txn.now,),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def run_worker(settings: Settings, concurrency: int = 1, worker_id: str | None = None) -> int:

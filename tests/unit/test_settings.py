@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from taskhub.errors import ConfigError
 from taskhub.settings import load_settings
 
 
@@ -17,3 +18,12 @@ def test_a_relative_database_path_is_taken_from_where_taskhub_started(
     # The worker changes directory to the home: a relative path would then point somewhere else.
     assert settings.db_path == tmp_path / "elsewhere" / "t.db"
     assert settings.home == tmp_path / "home"
+
+
+def test_ready_per_slot_is_a_whole_number_and_zero_turns_it_off() -> None:
+    assert load_settings({}).ready_per_slot == 1
+    assert load_settings({"TASKHUB_READY_PER_SLOT": "0"}).ready_per_slot == 0
+    assert load_settings({"TASKHUB_READY_PER_SLOT": "2"}).ready_per_slot == 2
+    for bad in ("1.5", "-1", "many"):
+        with pytest.raises(ConfigError, match="TASKHUB_READY_PER_SLOT"):
+            load_settings({"TASKHUB_READY_PER_SLOT": bad})
