@@ -43,10 +43,13 @@ class OutputTail:
     def poll(self, final: bool = False) -> list[Event]:
         """New events from the file; `final` also takes an unterminated last line and pending progress."""
         lines: list[bytes] = []
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            fd = -1
+        fd = -1
+        # Most short runs write nothing: one stat then, rather than an open, a stat and a close.
+        if self.offset > 0 or _size(self.path) > 0:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                pass
         if fd >= 0:
             try:
                 size = os.fstat(fd).st_size

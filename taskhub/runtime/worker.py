@@ -201,8 +201,8 @@ class Worker:
         finally:
             self.handing_over -= now_slots
             self.refilling -= refill
-        self._supervise_claimed(claimed)
         self.ready.extend(RunSupervisor(self.ctx, v) for v in later)
+        self._supervise_claimed(claimed, also_claimed=len(later))
         self._start_ready()
         if now_slots and not claimed:
             self._wake()  # nothing due now: the claim loop waits for the queue on the slot's behalf
@@ -219,10 +219,10 @@ class Worker:
         while self.ready and self._free_slots() > 0:
             self._supervise(self.ready.popleft())
 
-    def _supervise_claimed(self, views: list[RunView]) -> None:
+    def _supervise_claimed(self, views: list[RunView], also_claimed: int = 0) -> None:
         for view in views:
             self._supervise(RunSupervisor(self.ctx, view))
-        self._claimed_unseen += len(views)
+        self._claimed_unseen += len(views) + also_claimed
         if self._claimed_unseen >= self.concurrency:
             self._look_ahead()
 
