@@ -372,13 +372,14 @@ class RunSupervisor:
         await asyncio.to_thread(_note_spawn_error, run_dir, f"taskhub: {message}\n")
         await self._end_unstarted("spawn_error", message)
 
-    async def end_unstarted(self) -> None:
-        """The worker shuts down before this claimed run could start: it ends as a running run
-        would (failed, worker_gone), or is retried if it has attempts left."""
-        log.info("worker.unstarted_at_shutdown run_id=%s", self.run_id)
-        await self._end_unstarted("worker_gone", "the worker shut down before the run started")
+    async def end_unstarted(self, shutdown: str | None = None) -> None:
+        """This claimed run will not start here. Cancelled first: it ends cancelled. `shutdown`
+        (why): it ends as a running run would at a shutdown (failed, worker_gone), or is retried."""
+        log.info("worker.ends_unstarted run_id=%s shutdown=%s", self.run_id, shutdown is not None)
+        await self._end_unstarted(None if shutdown is None else "worker_gone", shutdown)
 
-    async def _end_unstarted(self, reason: str, message: str) -> None:
+    async def _end_unstarted(self, reason: str | None, message: str | None) -> None:
+        """End the run without a process: failed with `reason`, or cancelled if it is cancelling."""
         jitter = random.random()
 
         def make(current: RunView) -> list[Event]:

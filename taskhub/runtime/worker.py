@@ -35,6 +35,8 @@ from taskhub.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+SHUTDOWN_BEFORE_START = "the worker shut down before the run started"
+
 CANCEL_CHECK_S = 0.02  # while every slot is busy, cancels are looked for at most this often
 IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
 LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
@@ -259,7 +261,7 @@ class Worker:
 
     def _check_cancels(self) -> None:
         """A cancel is a `cancel_requested` event: the projection says which of our runs have one."""
-        if not self.running:
+        if not self.running and not self.ready:
             return
         rows = self.peek.execute(
             "SELECT run_id FROM runs WHERE worker_id = ? AND status = 'cancelling'", (self.worker_id,)
@@ -268,6 +270,16 @@ class Worker:
             sup = self.running.get(run_id)
             if sup is not None and sup.stop_reason is None:
                 sup.request_stop("cancelled")
+            elif sup is None:
+                self._cancel_ready(run_id)
+
+    def _cancel_ready(self, run_id: str) -> None:
+        """A ready run cancelled before it started: it ends cancelled without ever running."""
+        for sup in self.ready:
+            if sup.run_id == run_id:
+                self.ready.remove(sup)
+                self._track(sup.end_unstarted(), name=f"run-{run_id}")
+                return
 
     def _supervise(self, sup: RunSupervisor) -> None:
         self.running[sup.run_id] = sup
@@ -332,7 +344,7 @@ class Worker:
         for sup in list(self.running.values()):
             sup.request_stop("shutdown")
         while self.ready:  # claimed but never started: they end as a shutdown ends a running run
-            self._track(self.ready.popleft().end_unstarted())
+            self._track(self.ready.popleft().end_unstarted(SHUTDOWN_BEFORE_START))
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
 

@@ -113,3 +113,24 @@ def test_shutdown_leaves_no_run_claimed(hub: Hub) -> None:
         assert view.error == "the worker shut down before the run started"
         assert "started" not in hub.types(run_id)
     assert not [r for r in [*quick, slow, *after] if hub.run(r).status in ("claimed", "running", "cancelling")]
+
+
+def test_a_ready_run_cancelled_before_it_starts_never_runs(hub: Hub) -> None:
+    """Quick runs, then a slow one: the runs claimed ready behind it wait. Cancelled there, they
+    end cancelled at once, with no process ever started."""
+    hub.submit_many("sleep", [{"seconds": 0}] * 30)
+    slow = hub.submit("sleep", {"seconds": 600})
+    after = hub.submit_many("sleep", [{"seconds": 0}] * 3)
+    worker = hub.start_worker(concurrency=1, TASKHUB_READY_PER_SLOT="2")
+    hub.wait_status(slow, ["running"], timeout=60)
+    # The quick runs before it kept two runs ready: with the slot busy, they stay claimed.
+    waiting = [r for r in after if hub.run(r).status == "claimed"]
+    assert waiting, [hub.describe(r) for r in after]
+
+    for run_id in waiting:
+        hub.cancel(run_id)
+        view = hub.wait_done(run_id, timeout=10)
+        assert view.status == "cancelled", hub.describe(run_id)
+        assert hub.types(run_id) == ["submitted", "claimed", "cancel_requested", "exited"]
+    assert hub.run(slow).status == "running"
+    assert worker.stop() == 0
