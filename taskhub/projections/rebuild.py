@@ -6,30 +6,30 @@ import time
 from collections.abc import Callable, Iterator
 
 from taskhub.events.clock import iso, parse_iso
+from taskhub.events.rows import Row, iter_row_batches
 from taskhub.events.store import EventStore
-from taskhub.events.types import Envelope
-from taskhub.projections.state import State, fold, gc_paused
+from taskhub.projections.state import State, fold_rows, gc_paused
 from taskhub.projections.tables import replace_all
 
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-def _counted(events: Iterator[Envelope], total: int, progress: Progress | None) -> Iterator[Envelope]:
-    # Not a generator itself when there is nothing to report: each layer costs every event a resume.
-    return events if progress is None else _reporting(events, total, progress)
+def _counted(batches: Iterator[list[Row]], total: int, progress: Progress | None) -> Iterator[list[Row]]:
+    return batches if progress is None else _reporting(batches, total, progress)
 
 
-def _reporting(events: Iterator[Envelope], total: int, progress: Progress) -> Iterator[Envelope]:
-    for n, env in enumerate(events, 1):
-        if n % 50_000 == 0:
-            progress(n, total)
-        yield env
+def _reporting(batches: Iterator[list[Row]], total: int, progress: Progress) -> Iterator[list[Row]]:
+    done = 0
+    for rows in batches:
+        yield rows
+        done += len(rows)
+        progress(done, total)
     progress(total, total)
 
 
 def replay(store: EventStore, until: int | None = None, progress: Progress | None = None) -> State:
     total = until if until is not None else store.last_seq()
-    return fold(_counted(store.iter_all(until=until, hashes=False), total, progress))  # the fold never reads hashes
+    return fold_rows(_counted(iter_row_batches(store.conn, until), total, progress))
 
 
 def rebuild(store: EventStore, progress: Progress | None = None) -> State:

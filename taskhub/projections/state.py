@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import msgspec
 
-from taskhub.events.types import Envelope
+from taskhub.events.rows import Row
+from taskhub.events.types import EVENT_DECODER, Envelope
 from taskhub.projections import transitions as t
-from taskhub.projections.runs import RunView, apply_run
-from taskhub.projections.workers import WorkerView, apply_worker
+from taskhub.projections.runs import RunView, step_run
+from taskhub.projections.workers import WorkerView, step_worker
 
 
 class State(msgspec.Struct):
@@ -31,17 +32,43 @@ def fold(events: Iterable[Envelope], state: State | None = None) -> State:
         for env in events:
             run_id = env.run_id
             if run_id is not None:
-                view = apply_run(runs.get(run_id), env)
+                view = step_run(runs.get(run_id), env.data, run_id, env.seq, env.ts, env.worker_id)
                 if view is not None:
                     runs[run_id] = view
             elif env.worker_id is not None:
-                wview = apply_worker(workers.get(env.worker_id), env)
+                wview = step_worker(workers.get(env.worker_id), env.data, env.worker_id, env.seq, env.ts)
                 if wview is not None:
                     workers[env.worker_id] = wview
             last = env.seq
     finally:
         if was_enabled:
             gc.enable()
+    state.last_seq = last
+    return state
+
+
+def fold_rows(batches: Iterable[Sequence[Row]], state: State | None = None) -> State:
+    """`fold` over raw rows in batches: each event decoded and folded in one loop, with no Envelope and
+    no generator between the rows and the fold (replay's hot path: see taskhub.events.rows)."""
+    state = state if state is not None else State()
+    runs, workers = state.runs, state.workers
+    get_run = runs.get
+    decode = EVENT_DECODER.decode
+    last = state.last_seq
+    with gc_paused():
+        for rows in batches:
+            for seq, ts, run_id, worker_id, data in rows:
+                event = decode(data)
+                if run_id is not None:
+                    view = step_run(get_run(run_id), event, run_id, seq, ts, worker_id)
+                    if view is not None:
+                        runs[run_id] = view
+                elif worker_id is not None:
+                    wview = step_worker(workers.get(worker_id), event, worker_id, seq, ts)
+                    if wview is not None:
+                        workers[worker_id] = wview
+            if rows:
+                last = rows[-1][0]
     state.last_seq = last
     return state
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from taskhub.events.types import Envelope, WorkerStarted, WorkerStopped
+from taskhub.events.types import Envelope, Event, WorkerStarted, WorkerStopped
 
 
 class WorkerView(msgspec.Struct, frozen=True):
@@ -20,21 +20,25 @@ class WorkerView(msgspec.Struct, frozen=True):
 
 
 def apply_worker(view: WorkerView | None, env: Envelope) -> WorkerView | None:
-    event = env.data
+    return step_worker(view, env.data, env.worker_id, env.seq, env.ts)
+
+
+def step_worker(view: WorkerView | None, event: Event, worker_id: str | None, seq: int, ts: str) -> WorkerView | None:
+    """`apply_worker` on the envelope's fields, for a replay that reads rows and builds no Envelope."""
     match event:
         case WorkerStarted():
             # A restart under the same id replaces the old incarnation.
             return WorkerView(
-                worker_id=env.worker_id or "",
+                worker_id=worker_id or "",
                 pid=event.pid,
                 host=event.host,
                 concurrency=event.concurrency,
                 create_time=event.create_time,
-                started_at=env.ts,
-                last_seq=env.seq,
+                started_at=ts,
+                last_seq=seq,
             )
         case WorkerStopped():
             if view is None:
                 return None
-            return msgspec.structs.replace(view, stopped_at=env.ts, stop_reason=event.reason, last_seq=env.seq)
+            return msgspec.structs.replace(view, stopped_at=ts, stop_reason=event.reason, last_seq=seq)
     return view

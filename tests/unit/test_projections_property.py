@@ -12,14 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taskhub.errors import FenceRefused
+from taskhub.events.rows import iter_row_batches
 from taskhub.events.store import EventStore, Txn
 from taskhub.events.types import Heartbeat, Progress, Started, WorkerStarted, WorkerStopped
 from taskhub.projections import ops
 from taskhub.projections import transitions as t
 from taskhub.projections.audit import audit
 from taskhub.projections.decisions import decide_cancel, decide_exit, decide_heartbeat, decide_reap, decide_submit
+from taskhub.projections.rebuild import replay
 from taskhub.projections.runs import RunView
-from taskhub.projections.state import fold, queue_of
+from taskhub.projections.state import fold, fold_rows, queue_of
 from taskhub.projections.tables import load_all_runs, load_all_workers
 
 T0 = 1_800_000_000.0
@@ -137,6 +139,12 @@ def test_random_histories_fold_to_the_stored_tables(
             assert folded.runs == load_all_runs(store.conn)
             assert folded.workers == load_all_workers(store.conn)
             assert folded.last_seq == store.last_seq()
+            # Replay's own path (raw rows in batches, no Envelope) folds to the same state, at the end
+            # and at any point of the log, whatever the batch size.
+            assert replay(store) == folded
+            until = tamper_at % (store.last_seq() + 1)
+            prefix = fold(store.iter_all(until=until))
+            assert fold_rows(iter_row_batches(store.conn, until, batch=1 + tamper_at % 7)) == prefix
             queue_sql = "SELECT run_id FROM runs WHERE status = 'queued' ORDER BY priority DESC, num"
             assert [v.run_id for v in queue_of(folded.runs.values())] == [r for (r,) in store.conn.execute(queue_sql)]
             assert audit(store) == []
