@@ -223,16 +223,16 @@ class Child:
 
     @property
     def create_time(self) -> float:
-        """Read when first asked: right after the spawn, reading /proc/<pid>/stat waits for the
-        child's exec to finish with its memory map (p90 ~0.5 ms here); a short run is asked only
-        once over, when it is a zombie (~20 µs)."""
+        """The kernel's start time (what psutil reports, which the reaper matches a live process
+        against), read from /proc when first asked; once the child is over, nobody can match it,
+        and the spawn time stands in (a /proc read less per short run)."""
         if self._create_time is None:
+            if self.returncode is not None:
+                return self._spawned_at
             self._create_time = _create_time(self.pid, fallback=self._spawned_at)
         return self._create_time
 
     def _reap(self, loop: asyncio.AbstractEventLoop, pidfd: int) -> None:
-        if self._create_time is None:
-            _ = self.create_time  # still readable: the zombie is ours until waitpid
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:  # reaped elsewhere: its status is lost
