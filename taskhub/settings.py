@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from taskhub.errors import ConfigError
@@ -55,7 +56,7 @@ class Settings:
     def tasks_dir(self) -> Path:
         return self.home / "tasks"
 
-    @property
+    @cached_property  # asked for on every run's start
     def runs_dir(self) -> Path:
         return self.home / "data" / "runs"
 
