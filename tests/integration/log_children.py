@@ -10,6 +10,7 @@ escape, so the parent sees a non-zero exit code and the traceback on stderr.
     append_log DB SEED               the same through Log.run (group commit) from 16 asyncio tasks
     follow_append DB COUNT SEED      append COUNT events one transaction at a time, at random
                                      intervals of 0-3 ms; print each committed seq
+    gate DB                          take the write gate, print "held" and keep it until killed
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import asyncio
 import json
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 
 from taskhub.events.log import Log
-from taskhub.events.store import EventStore, Txn
+from taskhub.events.store import EventStore, Txn, WriteGate
 from taskhub.events.types import Submitted
 from taskhub.projections import ops
 
@@ -103,6 +105,13 @@ def follow_append(db: str, count: str, seed: str) -> None:
     store.close()
 
 
+def gate(db: str) -> None:
+    held = WriteGate(Path(db))
+    held.acquire()
+    emit("held")
+    threading.Event().wait()  # until killed: the test kills it with SIGKILL
+
+
 def main(argv: list[str]) -> None:
     mode, args = argv[0], argv[1:]
     if mode == "claim":
@@ -113,6 +122,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(_append_log(*args))
     elif mode == "follow_append":
         follow_append(*args)
+    elif mode == "gate":
+        gate(*args)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -22,6 +22,7 @@ from taskhub.projections.decisions import decide_cancel, decide_exit, decide_rea
 from taskhub.projections.rebuild import as_of, rebuild
 from taskhub.projections.runs import RunView
 from taskhub.projections.tables import load_all_runs, load_all_workers, load_run
+from tests.helpers.waiting import wait_until
 
 T0 = 1_800_000_000.0
 LEASE_S = 30.0
@@ -403,8 +404,8 @@ def test_write_gate_refuses_a_nested_write_in_one_thread(store: EventStore) -> N
 
 
 def test_writers_checkpoint_the_wal_themselves(tmp_path: Path) -> None:
-    """Autocheckpoint is off (it would run inside COMMIT, under the write gate); the store checkpoints
-    after CHECKPOINT_COMMITS commits, so the WAL's pages reach the database file."""
+    """Autocheckpoint is off (it would run inside COMMIT, under the write gate); the store has its
+    checkpointer thread copy the WAL after CHECKPOINT_COMMITS commits, so its pages reach the file."""
     from taskhub.events.store import CHECKPOINT_COMMITS
 
     db = tmp_path / "ckpt.db"
@@ -417,21 +418,51 @@ def test_writers_checkpoint_the_wal_themselves(tmp_path: Path) -> None:
         assert db.stat().st_size == size, "checkpointed before CHECKPOINT_COMMITS commits"
         for _ in range(3):
             submit(store)
-        assert db.stat().st_size > size
-        busy, wal_frames, checkpointed = store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert busy == 0 and wal_frames == checkpointed
+        wait_until(lambda: db.stat().st_size > size, timeout=30, message="the checkpointer copied the WAL")
+
+        def all_copied() -> bool:  # busy (1) while the checkpointer's own pass is still running
+            busy, wal_frames, checkpointed = store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return bool(busy == 0 and wal_frames == checkpointed)
+
+        wait_until(all_copied, timeout=30, message="every WAL frame copied")
     finally:
         store.close()
 
 
+def lock_file_writes(store: EventStore, action: Callable[[], object]) -> int:
+    """How many write notifications (inotify IN_MODIFY) the store's lock file got during `action`:
+    the kernel queues them as the writes happen, so they are all there once it has returned."""
+    import ctypes
+    import ctypes.util
+    import os
+    import struct
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0
+    try:
+        assert libc.inotify_add_watch(fd, os.fsencode(store.path.parent), 0x002) >= 0  # IN_MODIFY
+        action()
+        try:
+            buf = os.read(fd, 65536)
+        except BlockingIOError:
+            return 0
+        count, offset, name = 0, 0, (store.path.name + "-lock").encode()
+        while offset < len(buf):
+            _, _, _, length = struct.unpack_from("iIII", buf, offset)
+            count += buf[offset + 16 : offset + 16 + length].rstrip(b"\0") == name
+            offset += 16 + length
+        return count
+    finally:
+        os.close(fd)
+
+
 def test_a_commit_that_appended_rings_the_lock_file(store: EventStore) -> None:
-    """Followers in other processes wake on this touch, which comes after the commit is visible."""
-    lock = store.path.with_name(store.path.name + "-lock")
-    before = lock.stat()
-    claim(store)  # nothing queued: an empty transaction rings nothing
-    assert lock.stat().st_mtime_ns == before.st_mtime_ns and lock.stat().st_size == before.st_size
-    submit(store)
-    assert lock.stat().st_size == 1
+    """Followers in other processes wake on this touch, which comes after the commit is visible. An
+    empty transaction rings nothing, and neither does drawing a ticket at the gate (a write to the
+    file's memory map, which notifies nobody)."""
+    assert lock_file_writes(store, lambda: claim(store)) == 0  # nothing queued: nothing appended
+    assert lock_file_writes(store, lambda: submit(store)) == 1
 
 
 def test_a_version_1_database_is_migrated_forward_keeping_its_events(tmp_path: Path) -> None:
