@@ -13,7 +13,9 @@ from collections.abc import Iterator
 # seq, ts, run_id, worker_id, data (the event's JSON as stored)
 Row = tuple[int, str, "str | None", "str | None", bytes]
 
-BATCH = 20_000
+# Rows per fetchmany(). Small enough for a batch to stay in the CPU's cache while it is folded: a 1M
+# event replay took 2.55 us CPU per event with batches of 20,000 and 2.1-2.2 with 300 to 1,000.
+BATCH = 500
 _SQL = "SELECT seq, ts, run_id, worker_id, data FROM events WHERE seq <= ? ORDER BY seq"
 
 
