@@ -81,6 +81,10 @@ class RunView(msgspec.Struct, frozen=True, gc=False):
 
 
 _replace = msgspec.structs.replace
+# One empty list shared by every run folded from `submitted`: views are frozen values, and what changes
+# a run's artifacts builds a new list (`_artifact`). A list per run would be one more object for the
+# cyclic GC to walk after a replay (250k of them, 0.09 s, after 1M events).
+_NO_ARTIFACTS: list[ArtifactView] = []
 # What a new claim clears of the previous attempt.
 _ATTEMPT_RESET: dict[str, Any] = dict.fromkeys(
     ("started_at", "finished_at", "pid", "pgid", "create_time", "argv", "exit_code", "signal", "outcome",
@@ -99,7 +103,7 @@ def step_run(
     """`apply_run` on the envelope's fields, for a replay that reads rows and builds no Envelope."""
     if view is None:
         if isinstance(event, Submitted) and run_id is not None:
-            return _submitted(run_id, event, seq, ts)
+            return submitted(run_id, event, seq, ts)
         return None
     # One lookup both checks the transition table and picks the handler (this runs once per event of
     # every replay; a match over the event classes cost an isinstance() per case tried).
@@ -138,14 +142,22 @@ def _started(view: RunView, event: Started, seq: int, ts: str, worker_id: str | 
     )
 
 
+# (status, failure_reason) after an exit with each outcome and no reason given, read from transitions
+# once: an exit then costs one lookup instead of two calls.
+_PLAIN_EXITS = {o: (t.exit_status(o), t.exit_failure_reason(o, None)) for o in t.OUTCOMES}
+
+
 def _exited(view: RunView, event: Exited, seq: int, ts: str, worker_id: str | None) -> RunView:
+    outcome = event.outcome
+    known = _PLAIN_EXITS.get(outcome) if event.reason is None else None
+    status, failure_reason = known or (t.exit_status(outcome), t.exit_failure_reason(outcome, event.reason))
     return _replace(
         view,
-        status=t.exit_status(event.outcome),
+        status=status,
         exit_code=event.exit_code,
         signal=event.signal,
-        outcome=event.outcome,
-        failure_reason=t.exit_failure_reason(event.outcome, event.reason),
+        outcome=outcome,
+        failure_reason=failure_reason,
         error=event.error,
         finished_at=ts,
         lease_expires_at=None,
@@ -221,20 +233,23 @@ HANDLERS: dict[tuple[str, type], Handler] = {
 }
 
 
-def _submitted(run_id: str, event: Submitted, seq: int, ts: str) -> RunView:
+def submitted(run_id: str, event: Submitted, seq: int, ts: str) -> RunView:
+    # The first 14 fields by position, in RunView's order (keywords cost 464 ns a view, this 270 ns).
     return RunView(
-        run_id=run_id,
-        task_id=event.task_id,
-        params=event.params,
-        status=t.QUEUED,
-        num=seq,
-        priority=event.priority,
-        max_attempts=event.max_attempts,
-        timeout_s=event.timeout_s,
-        not_before=event.not_before,
-        idempotency_key=event.idempotency_key,
-        task_version=event.task_version,
-        retry_of=event.retry_of,
-        submitted_at=ts,
+        run_id,
+        event.task_id,
+        event.params,
+        t.QUEUED,
+        seq,  # num
+        event.priority,
+        0,  # attempt
+        event.max_attempts,
+        event.timeout_s,
+        event.not_before,
+        event.idempotency_key,
+        event.task_version,
+        event.retry_of,
+        ts,  # submitted_at
+        artifacts=_NO_ARTIFACTS,
         last_seq=seq,
     )

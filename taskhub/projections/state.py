@@ -9,9 +9,9 @@ from contextlib import contextmanager
 import msgspec
 
 from taskhub.events.rows import Row
-from taskhub.events.types import EVENT_DECODER, Envelope
+from taskhub.events.types import EVENT_DECODER, Envelope, Submitted
 from taskhub.projections import transitions as t
-from taskhub.projections.runs import RunView, step_run
+from taskhub.projections.runs import HANDLERS, RunView, step_run, submitted
 from taskhub.projections.workers import WorkerView, step_worker
 
 
@@ -49,20 +49,32 @@ def fold(events: Iterable[Envelope], state: State | None = None) -> State:
 
 def fold_rows(batches: Iterable[Sequence[Row]], state: State | None = None) -> State:
     """`fold` over raw rows in batches: each event decoded and folded in one loop, with no Envelope and
-    no generator between the rows and the fold (replay's hot path: see taskhub.events.rows)."""
+    no generator between the rows and the fold (replay's hot path: see taskhub.events.rows).
+
+    The run step is `runs.step_run` written out in the loop (its call cost ~5% of a replay): the same
+    handlers, the same table, and tests that hold the two folds equal at every seq."""
     state = state if state is not None else State()
     runs, workers = state.runs, state.workers
     get_run = runs.get
     decode = EVENT_DECODER.decode
+    handler_for = HANDLERS.get
+    replace = msgspec.structs.replace
     last = state.last_seq
     with gc_paused():
         for rows in batches:
             for seq, ts, run_id, worker_id, data in rows:
                 event = decode(data)
                 if run_id is not None:
-                    view = step_run(get_run(run_id), event, run_id, seq, ts, worker_id)
-                    if view is not None:
-                        runs[run_id] = view
+                    view = get_run(run_id)
+                    if view is None:
+                        if isinstance(event, Submitted):
+                            runs[run_id] = submitted(run_id, event, seq, ts)
+                        continue
+                    handler = handler_for((view.status, event.__class__))
+                    if handler is None:  # not in the table, or an annotation: only the position moves
+                        runs[run_id] = replace(view, last_seq=seq)
+                    else:
+                        runs[run_id] = handler(view, event, seq, ts, worker_id)
                 elif worker_id is not None:
                     wview = step_worker(workers.get(worker_id), event, worker_id, seq, ts)
                     if wview is not None:

@@ -1,0 +1,55 @@
+"""The run fold's fast constructions give exactly what the plain keyword forms would."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskhub.events.clock import iso
+from taskhub.events.types import Artifact, Envelope, Event, Exited, Submitted
+from taskhub.projections import transitions as t
+from taskhub.projections.runs import ArtifactView, RunView, apply_run, step_run
+
+NOW = 1_800_000_000.0
+
+
+def env_of(event: Event, seq: int, run_id: str = "r-1") -> Envelope:
+    return Envelope(seq, iso(NOW), event.__struct_config__.tag, run_id, "w-1", event, "")  # type: ignore[arg-type]
+
+
+def test_submitted_builds_the_view_field_by_field() -> None:
+    event = Submitted(
+        task_id="t", params={"n": 1}, priority=3, max_attempts=2, timeout_s=9.5, not_before=iso(NOW + 5),
+        idempotency_key="k", task_version="v1", retry_of="r-0",
+    )  # fmt: skip
+    expected = RunView(
+        run_id="r-7", task_id="t", params={"n": 1}, status=t.QUEUED, num=7, priority=3, attempt=0,
+        max_attempts=2, timeout_s=9.5, not_before=iso(NOW + 5), idempotency_key="k", task_version="v1",
+        retry_of="r-0", submitted_at=iso(NOW), last_seq=7,
+    )  # fmt: skip
+    assert apply_run(None, env_of(event, 7, "r-7")) == expected
+    assert step_run(None, event, "r-7", 7, iso(NOW), None) == expected
+
+
+def test_an_artifact_on_one_run_leaves_every_other_run_without_any() -> None:
+    """Runs folded from `submitted` share one empty artifacts list: adding one must build a new list."""
+    first = apply_run(None, env_of(Submitted(task_id="t", params={}), 1, "r-1"))
+    second = apply_run(None, env_of(Submitted(task_id="t", params={}), 2, "r-2"))
+    assert first is not None and second is not None
+    running = RunView(**{**{f: getattr(first, f) for f in RunView.__struct_fields__}, "status": t.RUNNING})
+    after = apply_run(running, env_of(Artifact(fence=0, name="out.txt"), 3, "r-1"))
+    assert after is not None and after.artifacts == [ArtifactView("out.txt")]
+    assert first.artifacts == [] and second.artifacts == [] and running.artifacts == []
+    third = apply_run(None, env_of(Submitted(task_id="t", params={}), 4, "r-3"))
+    assert third is not None and third.artifacts == []
+
+
+@pytest.mark.parametrize("outcome", [*t.OUTCOMES, "unheard_of"])
+@pytest.mark.parametrize("reason", [None, "spawn_error"])
+def test_an_exit_lands_where_the_transition_functions_say(outcome: str, reason: str | None) -> None:
+    running = RunView(run_id="r-1", task_id="t", params={}, status=t.RUNNING, num=1, attempt=1, fence=5)
+    event = Exited(fence=5, exit_code=1, signal=None, outcome=outcome, duration_s=1.0, reason=reason, error="e")
+    after = apply_run(running, env_of(event, 9))
+    assert after is not None
+    assert after.status == t.exit_status(outcome)
+    assert after.failure_reason == t.exit_failure_reason(outcome, reason)
+    assert (after.outcome, after.error, after.last_seq, after.lease_expires_at) == (outcome, "e", 9, None)
