@@ -159,6 +159,7 @@ class RunSupervisor:
                 stdout_path=stdout_path,
                 stderr_path=stderr_path,
                 in_thread=self.ctx.spawn_in_thread,
+                wait_s=self._short_window(),
             )
         except SpawnError as exc:
             await self._spawn_failed(str(exc), run_dir)
@@ -170,7 +171,8 @@ class RunSupervisor:
             [LogCap(stdout_path, settings.log_cap_bytes), LogCap(stderr_path, settings.log_cap_bytes)],
             time.monotonic(),
         )
-        short = await self._ended_quickly(spawned)
+        # The spawn waited up to the short window for the exit.
+        short = spawned.process.exited.done() and self.stop_reason is None
         # Built only now: reading the create time while the child still execs waits for it.
         started = Started(
             fence=self.fence,
@@ -235,13 +237,11 @@ class RunSupervisor:
             return
         await self._report_exit(outcome, returncode, time.monotonic() - watch.started_mono)
 
-    async def _ended_quickly(self, spawned: Spawned) -> bool:
-        """True if the process ended within SHORT_RUN_S (or its shorter timeout) with no stop asked."""
-        window = SHORT_RUN_S
+    def _short_window(self) -> float:
+        """A run over within this (SHORT_RUN_S, or its shorter timeout) is recorded in one commit."""
         if self.view.timeout_s:
-            window = min(window, self.view.timeout_s)
-        await asyncio.wait((spawned.process.exited,), timeout=window)
-        return spawned.process.exited.done() and self.stop_reason is None
+            return min(SHORT_RUN_S, self.view.timeout_s)
+        return SHORT_RUN_S
 
     async def _report_started(self, started: Started) -> None:
         if await self._report(lambda _v: [started]) and self.view.status == "cancelling":

@@ -146,7 +146,7 @@ class Worker:
             self._woken.clear()
             self._check_cancels()
             self._start_ready()
-            free = self._free_slots()
+            free = self._free_slots() - self.refilling  # slots a claim in flight will fill are taken
             if free > 0 and self._claimable():
                 views = await self.log.run(
                     partial(ops.claim, worker_id=self.worker_id, slots=free, lease_s=lease_s, limits=self._limits())
@@ -180,7 +180,9 @@ class Worker:
         if self.stopping:
             return await self.log.run(op)
         limits, lease_s = self._limits(), self.settings.lease_s
-        now_slots = 1 if self._free_slots() > 0 else 0
+        # A run being claimed as ready by an earlier commit takes the slot: claiming another now
+        # would start a later run before it.
+        now_slots = 1 if self._free_slots() > self.refilling else 0
         quick = {t for t in self.quick_tasks if limits.get(t, 0) is None}
         refill = 1 if quick and len(self.ready) + self.refilling < self._ready_target() else 0
 

@@ -316,8 +316,10 @@ def test_spawn_works_with_our_own_stdio_closed(tmp_path: Path) -> None:
     assert (tmp_path / "o.log").read_text() == "out\n" and (tmp_path / "e.log").read_text() == "err\n"
 
 
-async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wait_s", [0.0, 1.0], ids=["spawn only", "spawn, then wait for the exit"])
+async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path, wait_s: float) -> None:
     marker = f"{time.time() % 1000 + 1000:.6f}"  # a sleep length no other process uses
+    fds = _open_fds()
     starting = asyncio.ensure_future(
         spawn(
             ["sleep", marker],
@@ -326,6 +328,7 @@ async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path) -> Non
             stdout_path=tmp_path / "o.log",
             stderr_path=tmp_path / "e.log",
             in_thread=True,
+            wait_s=wait_s,
         )
     )
     await asyncio.sleep(0)  # the spawn thread has it now
@@ -341,6 +344,52 @@ async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path) -> Non
 
     await wait_until_async(lambda: not sleepers(), timeout=10, message="the abandoned child to be killed")
     assert not [c for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]  # and reaped
+    assert _open_fds() == fds  # its pidfd closed too
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+WAYS = ["libc from a thread", "libc inline, the loop waits", "libc inline, the loop free", "Popen fallback"]
+
+
+async def _spawn_way(
+    way: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], wait_s: float
+) -> Spawned:
+    in_thread: bool | None = {WAYS[0]: True, WAYS[1]: False, WAYS[2]: None, WAYS[3]: True}[way]
+    if way == WAYS[3]:
+        monkeypatch.setattr(process, "_LIBC", None)
+    if way == WAYS[2]:
+        monkeypatch.setattr(process._spawn_pace, "_threaded_until", 0.0)  # spawns are quick: inline
+    out, err = tmp_path / "o.log", tmp_path / "e.log"
+    return await spawn(argv, cwd=tmp_path, env=dict(os.environ), stdout_path=out, stderr_path=err, in_thread=in_thread,
+                       wait_s=wait_s)  # fmt: skip
+
+
+@pytest.mark.parametrize("way", WAYS)
+async def test_a_spawn_that_waits_returns_a_quick_exit_already_seen(
+    janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    fds = _open_fds()
+    spawned = await _spawn_way(way, tmp_path, monkeypatch, [PY, "-c", "import sys; sys.exit(5)"], wait_s=30.0)
+    janitor.track(spawned.process)
+    assert spawned.process.exited.done() and spawned.process.returncode == 5
+    assert not [c for c in psutil.Process().children() if c.pid == spawned.pid]  # reaped, no zombie
+    assert _open_fds() == fds  # no pidfd left open
+
+
+@pytest.mark.parametrize("way", WAYS)
+async def test_a_spawn_that_waits_gives_up_on_a_long_run(
+    janitor: Janitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    fds = _open_fds()
+    spawned = await _spawn_way(way, tmp_path, monkeypatch, ["sleep", "30"], wait_s=0.05)
+    janitor.track(spawned.process)
+    assert not spawned.process.exited.done()
+    spawned.process.kill()
+    assert await finish(spawned) == -signal.SIGKILL  # the loop still sees its end
+    assert _open_fds() == fds
 
 
 async def test_descriptors_a_worker_inherited_do_not_reach_its_runs(janitor: Janitor, tmp_path: Path) -> None:
