@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psutil
@@ -33,6 +32,7 @@ import psutil
 from taskhub.errors import TaskHubError
 from taskhub.runtime.libc_spawn import LibcSpawn
 from taskhub.runtime.libc_spawn import load as load_libc_spawn
+from taskhub.runtime.spawn_threads import SpawnThreads
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ _LIBC = load_libc_spawn()
 SPAWN_THREADS = 4  # spawns waiting for their child to exec at once; more only adds threads
 SLOW_SPAWN_S = 0.005  # a spawn waiting longer for its child's exec means the CPUs are busy...
 THREADED_FOR_S = 1.0  # ...so spawn from threads this long, then try inline again
-_spawners: ThreadPoolExecutor | None = None
+_spawners: SpawnThreads | None = None
 BOOT_TIME_TTL_S = 5.0
 
 
@@ -186,8 +186,8 @@ async def spawn(
             if blocking_wait == 0.0 and wait_s > 0.0:
                 await asyncio.wait((child.exited,), timeout=wait_s)
         elif _LIBC is not None:
-            starting = loop.run_in_executor(
-                _spawn_threads(), _spawn_and_wait, _LIBC, args, cwd, env, stdout_path, stderr_path, wait_s
+            starting = _spawn_threads().submit(
+                _spawn_and_wait, _LIBC, args, cwd, env, stdout_path, stderr_path, wait_s
             )
             try:
                 started = await asyncio.shield(starting)
@@ -363,10 +363,10 @@ class _SpawnPace:
 _spawn_pace = _SpawnPace()
 
 
-def _spawn_threads() -> ThreadPoolExecutor:
+def _spawn_threads() -> SpawnThreads:
     global _spawners
     if _spawners is None:
-        _spawners = ThreadPoolExecutor(max_workers=SPAWN_THREADS, thread_name_prefix="taskhub-spawn")
+        _spawners = SpawnThreads(SPAWN_THREADS, "taskhub-spawn")
     return _spawners
 
 

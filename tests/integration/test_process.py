@@ -336,7 +336,7 @@ async def test_a_spawn_cancelled_midway_leaves_no_process(tmp_path: Path, wait_s
     with pytest.raises(asyncio.CancelledError):
         await starting
     # Let the spawn thread finish starting the child (a fresh pool serves the tests after this one).
-    await asyncio.to_thread(process._spawn_threads().shutdown, True)
+    await asyncio.to_thread(process._spawn_threads().shutdown)
     process._spawners = None
 
     def sleepers() -> list[psutil.Process]:
