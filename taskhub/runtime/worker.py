@@ -61,6 +61,7 @@ class Worker:
         self.refilling = 0  # runs being claimed for `ready` by commits in flight
         self.quick_tasks: set[str] = set()
         self._look_ahead_window = max(LOOK_AHEAD, 4 * concurrency)
+        self._look_ahead_every = self._look_ahead_window // 4  # claims between looks: a quarter of the window
         self._claimed_unseen = 0  # runs claimed since the last look ahead
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
@@ -227,7 +228,7 @@ class Worker:
         for view in views:
             self._supervise(RunSupervisor(self.ctx, view))
         self._claimed_unseen += len(views) + also_claimed
-        if self._claimed_unseen >= self.concurrency:
+        if self._claimed_unseen >= self._look_ahead_every:
             self._look_ahead()
 
     def _claimable(self) -> bool:
@@ -239,8 +240,9 @@ class Worker:
         return row is not None
 
     def _look_ahead(self) -> None:
-        """Have the folders of the runs likely claimed next made while these run: once per round of
-        this worker's slots. The window reaches past what other workers claim meanwhile."""
+        """Have the folders of the runs likely claimed next made while these run: after every quarter
+        window of claims. The window reaches past what other workers claim meanwhile (and they look
+        ahead too: a folder made for a run another worker takes is found in place)."""
         self._claimed_unseen = 0
         rows = self.peek.execute(
             "SELECT run_id FROM runs INDEXED BY runs_queue WHERE status = 'queued' ORDER BY priority DESC, num LIMIT ?",
