@@ -1,0 +1,100 @@
+"""audit() on a real SQLite file: each invariant of the history is reported where it breaks, after the
+hash chain's findings and before the stored tables'."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskhub.events.store import EventStore
+from taskhub.events.types import (
+    Claimed,
+    Event,
+    Exited,
+    Heartbeat,
+    RetryScheduled,
+    Started,
+    Submitted,
+    WorkerStarted,
+)
+from taskhub.projections.audit import Violation, audit, check_chain
+from taskhub.projections.rebuild import rebuild
+
+T0 = 1_800_000_000.0
+LEASE = "2027-01-15T08:00:30.000000Z"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    s = EventStore(tmp_path / "taskhub.db", synchronous="NORMAL")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def write(store: EventStore, run_id: str | None, *events: Event, worker: str | None = "w-1") -> list[int]:
+    """Append events as they are, with no decision and no fencing in the way (a corrupted history)."""
+    with store.transaction(T0) as txn:
+        return [txn.append(e, run_id=run_id, worker_id=worker).seq for e in events]
+
+
+def started(fence: int) -> Started:
+    return Started(fence=fence, pid=10, pgid=10, create_time=T0, host="h", argv=["x"])
+
+
+def exited(fence: int, outcome: str = "failed") -> Exited:
+    return Exited(fence=fence, exit_code=1, signal=None, outcome=outcome, duration_s=1.0)
+
+
+def invariants(found: list[Violation]) -> list[tuple[int | None, str | None, str]]:
+    return [(v.seq, v.run_id, v.message) for v in found if v.kind == "invariant"]
+
+
+def test_a_clean_history_audits_clean(store: EventStore) -> None:
+    write(store, None, WorkerStarted(pid=1, host="h", concurrency=2))
+    write(store, "r-1", Submitted(task_id="t", params={}), worker=None)
+    write(store, "r-1", Claimed(attempt=1, fence=3, lease_expires_at=LEASE), started(3), exited(3, "succeeded"))
+    rebuild(store)
+    assert audit(store) == [] and check_chain(store) == []
+
+
+def test_each_broken_invariant_is_reported_at_its_event(store: EventStore) -> None:
+    (orphan,) = write(store, "r-0", Heartbeat(fence=1, lease_expires_at=LEASE))
+    write(store, "r-1", Submitted(task_id="t", params={}), worker=None)
+    (again,) = write(store, "r-1", Submitted(task_id="t", params={}), worker=None)
+    (early,) = write(store, "r-1", started(1))  # still queued
+    (claim,) = write(store, "r-1", Claimed(attempt=1, fence=50, lease_expires_at=LEASE))
+    (stale,) = write(store, "r-1", Heartbeat(fence=49, lease_expires_at=LEASE))
+    write(store, "r-1", started(50), exited(50), RetryScheduled(fence=50, next_attempt=2, not_before=LEASE))
+    write(store, "r-2", Submitted(task_id="t", params={}), worker=None)
+    (low,) = write(store, "r-2", Claimed(attempt=1, fence=40, lease_expires_at=LEASE))
+    # r-1 claimed again under the same attempt number: its second exit is a second outcome for attempt 1.
+    write(store, "r-1", Claimed(attempt=1, fence=60, lease_expires_at=LEASE), started(60))
+    (twice,) = write(store, "r-1", exited(60))
+    rebuild(store)  # the stored tables agree with the fold: only the history is wrong
+
+    assert invariants(audit(store)) == [
+        (orphan, "r-0", "heartbeat before the run's submitted event"),
+        (again, "r-1", "a second submitted event for the run"),
+        (early, "r-1", "started is not allowed while queued"),
+        (stale, "r-1", "heartbeat carries fence 49, current is 50"),
+        (low, "r-2", "fence 40 is not above every earlier fence (50)"),
+        (twice, "r-1", "a second terminal outcome for attempt 1"),
+    ]
+    assert claim < stale
+
+
+def test_findings_come_chain_first_then_history_then_tables(store: EventStore) -> None:
+    write(store, "r-1", Submitted(task_id="t", params={}), worker=None)
+    (early,) = write(store, "r-1", started(1))
+    rebuild(store)
+    store.conn.execute("DROP TRIGGER events_no_update")
+    store.conn.execute("UPDATE events SET ts = '2030-01-01T00:00:00.000000Z' WHERE seq = 1")
+    store.conn.execute("DELETE FROM runs")
+    found = audit(store)
+    assert [v.kind for v in found] == ["chain", "invariant", "projection"]
+    assert (found[0].seq, found[1].seq, found[2].run_id) == (1, early, "r-1")
+    assert check_chain(store) == found[:1]
