@@ -376,7 +376,7 @@ class EventStore:
     def __init__(self, path: Path | str, synchronous: str = "FULL", readonly: bool = False) -> None:
         self.path = Path(path)
         # FULL (or EXTRA): each commit is made durable by our own fdatasync() of the WAL after the
-        # gate is released (see _sync_wal); SQLite itself runs at NORMAL, which in WAL mode differs
+        # gate is released (see sync_wal); SQLite itself runs at NORMAL, which in WAL mode differs
         # from FULL only in skipping that fsync inside COMMIT, under the write lock.
         self.syncs_commits = not readonly and synchronous.upper() in DURABLE_LEVELS
         self.conn = connect(path, "NORMAL" if self.syncs_commits else synchronous, readonly)
@@ -386,6 +386,7 @@ class EventStore:
             self.conn.close()
             raise
         self._wal_fd = -1
+        self.unsynced = False  # a commit made with sync=False awaits sync_wal()
         self._level = synchronous.upper()
         self._checkpointer: Checkpointer | None = None
         self._commits = 0
@@ -405,11 +406,13 @@ class EventStore:
             self._wal_fd = -1
 
     @contextmanager
-    def transaction(self, now: float, *, checkpoint: bool = True) -> Iterator[Txn]:
+    def transaction(self, now: float, *, checkpoint: bool = True, sync: bool = True) -> Iterator[Txn]:
         """BEGIN IMMEDIATE (read-then-write must not be deferred), COMMIT on success.
 
         `checkpoint=False` leaves the occasional WAL checkpoint to the caller (maybe_checkpoint()),
         to run once it has told its waiters: the group-commit writer acknowledges first.
+        `sync=False` leaves making a FULL commit durable to the caller: `unsynced` is then set (the
+        caller clears it), and sync_wal() must return before the commit is acknowledged to anyone.
         """
         if self._gate is None:
             raise StoreError("this store is read-only or closed")
@@ -429,13 +432,16 @@ class EventStore:
         finally:
             self._gate.release()
         if self.syncs_commits and self.conn.total_changes != changes:
-            self._sync_wal()
+            if sync:
+                self.sync_wal()
+            else:
+                self.unsynced = True
         if txn.appended:
             self._gate.ring()
         if checkpoint:
             self.maybe_checkpoint()
 
-    def _sync_wal(self) -> None:
+    def sync_wal(self) -> None:
         """Make the commit just made durable: fdatasync() the WAL, outside the write gate.
 
         In WAL mode a commit is a run of frames appended to the WAL; FULL differs from NORMAL only in
@@ -445,7 +451,7 @@ class EventStore:
         other processes' alike: what a commit depends on (frames earlier in the same file) is always
         durable with it. A commit is visible to readers a moment before it is durable (as at NORMAL),
         but it is acknowledged (this returns) only after. Checkpoints still fsync the WAL before
-        copying it and the database after, at NORMAL as at FULL.
+        copying it and the database after, at NORMAL as at FULL. Any one thread may call this.
         """
         fd = self._wal_fd
         try:
