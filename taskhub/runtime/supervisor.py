@@ -74,6 +74,9 @@ class _Watch:
     started_mono: float
 
 
+RENEW_BEFORE_START_S = 1.0  # a run whose lease is this close to its end renews it before it starts
+
+
 class RunSupervisor:
     def __init__(self, ctx: WorkerContext, view: RunView) -> None:
         assert view.fence is not None
@@ -125,6 +128,11 @@ class RunSupervisor:
             await self._kill()
 
     async def _run(self) -> None:
+        if time.monotonic() > self.lease_deadline - RENEW_BEFORE_START_S:
+            await self.heartbeat()  # it waited ready past its lease (the worker was stopped?): still ours?
+        if self.stop_reason in ("fenced", "self_fenced"):  # the claim was lost (reaped) before it started
+            log.warning("worker.not_started run_id=%s reason=%s", self.run_id, self.stop_reason)
+            return
         settings = self.ctx.settings
         run_dir = settings.run_dir(self.run_id)
         if self.view.attempt == 1 and self.ctx.folders.ready(self.run_id):

@@ -371,3 +371,37 @@ def test_8_load_with_random_worker_kills(hub: Hub) -> None:
     statuses = {v.status for v in hub.runs().values()}
     assert statuses <= t.TERMINAL
     hub.assert_clean(timeout=20)
+
+
+# -- 9. a ready run whose claim is lost before it starts -------------------------------------------
+
+
+def test_9_a_ready_run_reaped_while_its_worker_was_stopped_never_starts(hub: Hub) -> None:
+    """Quick runs, then a slow one: the runs after it wait claimed (ready) behind it. The worker is
+    stopped past the lease and all are reaped; once resumed, it kills the slow run's group and never
+    starts the ready ones, though their slot frees when the reaper kills the slow run."""
+    worker = hub.worker("w1", env={"TASKHUB_READY_PER_SLOT": "3"})
+    hub.submit("sleep", {"seconds": 0}, n=20)
+    [slow] = hub.submit("sleep", {"seconds": 600})
+    after = hub.submit("sleep", {"seconds": 0}, n=3)
+    hub.wait_status(slow, "running", timeout=SLACK_S)
+    # Claimed as ready by the hand-overs of the last quick runs (three chances for a quick one).
+    ready = [r for r in after if hub.run(r).status == "claimed"]
+    assert ready, [hub.run(r).status for r in after]
+
+    worker.signal(signal.SIGSTOP)
+    try:
+        hub.reaper()
+        for run_id in [slow, *ready]:
+            hub.wait_status(run_id, "failed", timeout=LEASE_S + 10)
+    finally:
+        worker.signal(signal.SIGCONT)
+
+    wait_until(lambda: hub.events(slow, ["refused"]), timeout=SLACK_S, message="the worker's refused report")
+    [later] = hub.submit("sleep", {"seconds": 0})  # the worker carries on with new work
+    assert hub.wait_status(later, "succeeded", timeout=SLACK_S).worker_id == "w1"
+    for run_id in ready:
+        assert [e.type for e in hub.events(run_id) if e.type in ("started", "reaped", "exited")] == ["reaped"]
+        assert hub.run(run_id).failure_reason == "lease_expired"  # a stopped worker is alive: only its lease tells
+        assert f"worker.not_started run_id={run_id} reason=fenced" in worker.output()
+    hub.assert_clean()
