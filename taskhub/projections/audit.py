@@ -9,10 +9,10 @@ import msgspec
 from taskhub.events.store import GENESIS_HASH, EventStore, chain_hash
 from taskhub.events.types import FENCED_TYPES, Claimed, Envelope, Exited, Reaped, Submitted, decode_event
 from taskhub.projections import transitions as t
-from taskhub.projections.runs import RunView, step_run
+from taskhub.projections.runs import RunView, apply_run
 from taskhub.projections.state import State, gc_paused
 from taskhub.projections.tables import load_all_runs, load_all_workers
-from taskhub.projections.workers import step_worker
+from taskhub.projections.workers import apply_worker
 
 Progress = Callable[[int, int], None]
 
@@ -74,12 +74,12 @@ class _Invariants:
         state, run_id = self.state, env.run_id
         if run_id is not None:
             view = state.runs.get(run_id)
-            after = step_run(view, env.data, run_id, env.seq, env.ts, env.worker_id)
+            after = apply_run(view, env)
             if after is not None:
                 state.runs[run_id] = after
             self.check(env, view, after)
         elif env.worker_id is not None:
-            wview = step_worker(state.workers.get(env.worker_id), env.data, env.worker_id, env.seq, env.ts)
+            wview = apply_worker(state.workers.get(env.worker_id), env)
             if wview is not None:
                 state.workers[env.worker_id] = wview
         state.last_seq = env.seq

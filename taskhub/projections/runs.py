@@ -14,7 +14,6 @@ from taskhub.events.types import (
     CancelRequested,
     Claimed,
     Envelope,
-    Event,
     Exited,
     Heartbeat,
     Progress,
@@ -93,24 +92,20 @@ _ATTEMPT_RESET: dict[str, Any] = dict.fromkeys(
 
 
 def apply_run(view: RunView | None, env: Envelope) -> RunView | None:
-    """Fold one event into a run's view. Never raises on history: unknown pairs only move last_seq."""
-    return step_run(view, env.data, env.run_id, env.seq, env.ts, env.worker_id)
+    """Fold one event into a run's view. Never raises on history: unknown pairs only move last_seq.
 
-
-def step_run(
-    view: RunView | None, event: Event, run_id: str | None, seq: int, ts: str, worker_id: str | None
-) -> RunView | None:
-    """`apply_run` on the envelope's fields, for a replay that reads rows and builds no Envelope."""
+    (state.fold_rows, replay's loop over raw rows, writes these lines out for rows: keep them alike.)"""
+    event = env.data
     if view is None:
-        if isinstance(event, Submitted) and run_id is not None:
-            return submitted(run_id, event, seq, ts)
+        if isinstance(event, Submitted) and env.run_id is not None:
+            return submitted(env.run_id, event, env.seq, env.ts)
         return None
     # One lookup both checks the transition table and picks the handler (this runs once per event of
     # every replay; a match over the event classes cost an isinstance() per case tried).
     handler = HANDLERS.get((view.status, event.__class__))
     if handler is None:  # not in the table, or an annotation (refused): only the position moves
-        return _replace(view, last_seq=seq)
-    return handler(view, event, seq, ts, worker_id)
+        return _replace(view, last_seq=env.seq)
+    return handler(view, event, env.seq, env.ts, env.worker_id)
 
 
 def _claimed(view: RunView, event: Claimed, seq: int, ts: str, worker_id: str | None) -> RunView:

@@ -7,7 +7,7 @@ import pytest
 from taskhub.events.clock import iso
 from taskhub.events.types import Artifact, Envelope, Event, Exited, Submitted
 from taskhub.projections import transitions as t
-from taskhub.projections.runs import ArtifactView, RunView, apply_run, step_run
+from taskhub.projections.runs import ArtifactView, RunView, apply_run
 
 NOW = 1_800_000_000.0
 
@@ -27,7 +27,6 @@ def test_submitted_builds_the_view_field_by_field() -> None:
         retry_of="r-0", submitted_at=iso(NOW), last_seq=7,
     )  # fmt: skip
     assert apply_run(None, env_of(event, 7, "r-7")) == expected
-    assert step_run(None, event, "r-7", 7, iso(NOW), None) == expected
 
 
 def test_an_artifact_on_one_run_leaves_every_other_run_without_any() -> None:
