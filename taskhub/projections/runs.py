@@ -79,6 +79,9 @@ class RunView(msgspec.Struct, frozen=True, gc=False):
     last_seq: int = 0
 
 
+# Every replace() below names its fields in RunView's order: msgspec looks each keyword up from the
+# field after the previous one found, so in order each is found in a step or two, and out of order it
+# goes round the 36 fields again (claimed: 215 ns in order, 310 ns in reverse).
 _replace = msgspec.structs.replace
 # One empty list shared by every run folded from `submitted`: views are frozen values, and what changes
 # a run's artifacts builds a new list (`_artifact`). A list per run would be one more object for the
@@ -115,9 +118,9 @@ def _claimed(view: RunView, event: Claimed, seq: int, ts: str, worker_id: str | 
         view,
         status=t.CLAIMED,
         attempt=event.attempt,
-        fence=event.fence,
-        worker_id=worker_id,
         claimed_at=ts,
+        worker_id=worker_id,
+        fence=event.fence,
         lease_expires_at=event.lease_expires_at,
         last_seq=seq,
     )
@@ -127,12 +130,12 @@ def _started(view: RunView, event: Started, seq: int, ts: str, worker_id: str | 
     return _replace(
         view,
         status=t.CANCELLING if view.status == t.CANCELLING else t.RUNNING,
+        started_at=ts,
         pid=event.pid,
         pgid=event.pgid,
         create_time=event.create_time,
         host=event.host,
         argv=event.argv,
-        started_at=ts,
         last_seq=seq,
     )
 
@@ -149,13 +152,13 @@ def _exited(view: RunView, event: Exited, seq: int, ts: str, worker_id: str | No
     return _replace(
         view,
         status=status,
+        finished_at=ts,
+        lease_expires_at=None,
         exit_code=event.exit_code,
         signal=event.signal,
         outcome=outcome,
         failure_reason=failure_reason,
         error=event.error,
-        finished_at=ts,
-        lease_expires_at=None,
         last_seq=seq,
     )
 
@@ -183,7 +186,7 @@ def _cancel_requested(view: RunView, event: CancelRequested, seq: int, ts: str, 
 
 
 def _cancelled(view: RunView, event: Cancelled, seq: int, ts: str, worker_id: str | None) -> RunView:
-    return _replace(view, status=t.CANCELLED, cancel_reason=event.reason, finished_at=ts, last_seq=seq)
+    return _replace(view, status=t.CANCELLED, finished_at=ts, cancel_reason=event.reason, last_seq=seq)
 
 
 def _reaped(view: RunView, event: Reaped, seq: int, ts: str, worker_id: str | None) -> RunView:
@@ -191,10 +194,10 @@ def _reaped(view: RunView, event: Reaped, seq: int, ts: str, worker_id: str | No
     return _replace(
         view,
         status=status,
-        failure_reason=None if status == t.CANCELLED else event.reason,
-        outcome=None,
         finished_at=ts,
         lease_expires_at=None,
+        outcome=None,
+        failure_reason=None if status == t.CANCELLED else event.reason,
         reaped=view.reaped + 1,
         last_seq=seq,
     )
