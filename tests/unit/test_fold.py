@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import gc
 import inspect
+import weakref
 
 import pytest
 
@@ -12,6 +14,7 @@ from taskhub.events.types import Artifact, Envelope, Event, Exited, Submitted
 from taskhub.projections import runs
 from taskhub.projections import transitions as t
 from taskhub.projections.runs import ArtifactView, RunView, apply_run
+from taskhub.projections.state import gc_paused
 
 NOW = 1_800_000_000.0
 
@@ -73,3 +76,41 @@ def test_every_replace_in_the_fold_names_fields_in_the_views_order() -> None:
         assert named == sorted(named), f"line {call.lineno}: {[k.arg for k in call.keywords]}"
     reset = [order[name] for name in runs._ATTEMPT_RESET]
     assert reset == sorted(reset)
+
+
+def test_gc_paused_restores_the_gc_and_promotes_without_losing_cycles() -> None:
+    class Node:
+        ref: object = None
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        cycle = Node()
+        cycle.ref = cycle
+        alive = weakref.ref(cycle)
+        del cycle
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert alive() is not None  # promoted to the oldest generation, not collected on the way out
+    gc.collect()
+    assert alive() is None  # a full collection still frees it
+
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own pause is left alone
+    finally:
+        gc.enable()
+
+
+def test_gc_paused_leaves_frozen_objects_frozen() -> None:
+    """The API server freezes what its startup made; a replay inside it must not unfreeze that."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with gc_paused():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
