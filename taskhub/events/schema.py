@@ -73,7 +73,14 @@ DROP INDEX runs_not_before;
 CREATE INDEX runs_not_before ON runs (not_before) WHERE status = 'queued' AND not_before IS NOT NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# v4: no index on the lease. Nothing reads runs in lease order (the reaper reads every active run
+# and decides; queries.expired_runs filters the few active runs, which runs_worker holds), yet each
+# claim inserted an entry and each heartbeat moved one: a b-tree less to write under the write gate.
+_V4 = """
+DROP INDEX runs_active;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 PROJECTION_TABLES = ("runs", "workers")
 

@@ -152,10 +152,12 @@ class Txn:
     all when `known` (versions as of the log's head, from StreamVersions) already has them.
     """
 
-    def __init__(self, conn: sqlite3.Connection, now: float, known: StreamVersions | None = None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, now: float, known: StreamVersions | None = None, ts: str | None = None
+    ) -> None:
         self.conn = conn
         self.now = now
-        self.ts = iso(now)
+        self.ts = iso(now) if ts is None else ts
         row = conn.execute(_HEAD_SQL).fetchone()
         if row is None:  # no events (yet): the sequence is all there is
             base = conn.execute(_SEQUENCE_SQL).fetchone()
@@ -416,12 +418,13 @@ class EventStore:
         """
         if self._gate is None:
             raise StoreError("this store is read-only or closed")
+        ts = iso(now)  # before the gate: every moment under it holds up the other writers
         self._gate.acquire()
         try:
             self._begin()
             changes = self.conn.total_changes
             try:
-                txn = Txn(self.conn, now, self._versions)
+                txn = Txn(self.conn, now, self._versions, ts)
                 yield txn
                 self.conn.execute("COMMIT")
                 self._versions.committed(txn)

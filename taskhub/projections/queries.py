@@ -57,7 +57,12 @@ async def active_runs(conn: aiosqlite.Connection, worker_id: str | None = None) 
 
 
 async def expired_runs(conn: aiosqlite.Connection, now: float) -> list[RunView]:
-    return await _runs(conn, f"SELECT view FROM runs WHERE status IN {ACTIVE_SQL} AND lease_expires < ?", (now,))
+    """Active runs whose lease has passed: the active ones (runs_worker holds exactly those), filtered."""
+    return await _runs(
+        conn,
+        f"SELECT view FROM runs INDEXED BY runs_worker WHERE status IN {ACTIVE_SQL} AND lease_expires < ?",
+        (now,),
+    )
 
 
 async def find_by_idempotency_key(conn: aiosqlite.Connection, key: str) -> RunView | None:

@@ -518,3 +518,49 @@ def test_a_version_2_database_drops_runs_without_not_before_from_that_index(tmp_
         assert audit(store) == []
     finally:
         store.close()
+
+
+def test_a_version_3_database_loses_the_lease_index_and_still_finds_expired_leases(tmp_path: Path) -> None:
+    """v4: no index on lease_expires (a b-tree less for every claim and heartbeat to write); expired
+    leases are found among the active runs, which runs_worker holds."""
+    import asyncio
+
+    import aiosqlite
+
+    from taskhub.events.schema import MIGRATIONS, _statements
+    from taskhub.projections import queries
+
+    path = tmp_path / "v3.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:3]:
+        for statement in _statements(script):
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 3")
+    old.close()
+    store = EventStore(path, synchronous="NORMAL")
+    try:
+        for _ in range(3):
+            submit(store)
+        early = claim(store, now=T0)[0]
+        late = claim(store, now=T0 + 100)[0]
+        conn = store.conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 4
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'runs_active'").fetchone()[0] == 0
+        assert audit(store) == []
+    finally:
+        store.close()
+
+    async def expired(now: float) -> list[str]:
+        async with aiosqlite.connect(path) as reader:
+            plan = await (
+                await reader.execute(
+                    "EXPLAIN QUERY PLAN SELECT view FROM runs INDEXED BY runs_worker"
+                    " WHERE status IN ('claimed','running','cancelling')"
+                )
+            ).fetchall()
+            assert "runs_worker" in " ".join(str(r[-1]) for r in plan)
+            return [v.run_id for v in await queries.expired_runs(reader, now)]
+
+    assert asyncio.run(expired(T0 + LEASE_S + 1)) == [early.run_id]
+    assert sorted(asyncio.run(expired(T0 + 100 + LEASE_S + 1))) == sorted([early.run_id, late.run_id])
+    assert late.lease_expires_at is not None
