@@ -57,7 +57,7 @@ def fold_rows(batches: Iterable[Sequence[Row]], state: State | None = None) -> S
     runs, workers = state.runs, state.workers
     get_run = runs.get
     decode = EVENT_DECODER.decode
-    handler_for = HANDLERS.get
+    handlers = HANDLERS
     replace = msgspec.structs.replace
     last = state.last_seq
     with gc_paused():
@@ -70,7 +70,7 @@ def fold_rows(batches: Iterable[Sequence[Row]], state: State | None = None) -> S
                         if isinstance(event, Submitted):
                             runs[run_id] = submitted(run_id, event, seq, ts)
                         continue
-                    handler = handler_for((view.status, event.__class__))
+                    handler = handlers[event.__class__].get(view.status)
                     if handler is None:  # not in the table, or an annotation: only the position moves
                         runs[run_id] = replace(view, last_seq=seq)
                     else:

@@ -10,7 +10,7 @@ import weakref
 import pytest
 
 from taskhub.events.clock import iso
-from taskhub.events.types import Artifact, Envelope, Event, Exited, Submitted
+from taskhub.events.types import EVENT_TYPES, Artifact, Envelope, Event, Exited, Submitted
 from taskhub.projections import runs
 from taskhub.projections import transitions as t
 from taskhub.projections.runs import ArtifactView, RunView, apply_run
@@ -114,3 +114,9 @@ def test_gc_paused_leaves_frozen_objects_frozen() -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_the_handlers_are_exactly_the_pairs_of_the_transition_table() -> None:
+    pairs = {(status, cls.__struct_config__.tag) for cls, by_status in runs.HANDLERS.items() for status in by_status}
+    assert pairs == {pair for pair in t.TRANSITIONS if pair[0] is not None}
+    assert set(runs.HANDLERS) == set(EVENT_TYPES)  # every class has an entry: only the status can miss
