@@ -5,7 +5,8 @@
   50 ms). Two shapes, 1 worker x 4 slots and 4 workers x 1 slot, beside `xargs -P4 -n1 true` over
   the same 2,000 measured in the same run, at TASKHUB_SYNCHRONOUS=FULL and NORMAL. Every run must
   be fully recorded: submitted, claimed, started, exited succeeded, and both log files exist.
-  The rate is counted from the first claim (the workers' start-up is shown apart).
+  The rate is counted from the first claim (the workers' start-up is shown apart). Each shape runs
+  `--rounds` times, taking turns with xargs; the best round of each side is compared.
 - Submit-to-exec latency on an idle worker: one run at a time, its command `date +%s.%N` stamps
   the moment it was exec'd; latency = stamp - the moment the submit transaction committed.
 - TaskHub's own CPU per run: the worker processes' CPU time (not their children's) between the
@@ -15,7 +16,7 @@
 Targets (issue 3): >= 0.50x xargs -P4 at FULL, >= 0.60x at NORMAL (stretch 0.75x); latency p50 <=
 5 ms, p99 <= 20 ms; CPU per run <= 1 ms; idle RSS <= 40 MiB and < 1% of a core.
 
-    uv run python tests/bench/bench_worker.py [--runs 2000] [--samples 100] [--modes FULL,NORMAL]
+    uv run python tests/bench/bench_worker.py [--runs 2000] [--samples 100] [--modes FULL,NORMAL] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -261,6 +262,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--modes", default="FULL,NORMAL")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per shape, xargs and TaskHub taking turns")
     args = parser.parse_args()
     targets = {"FULL": 0.50, "NORMAL": 0.60}
     rows = []
@@ -268,15 +270,23 @@ def main() -> None:
         base = Path(tmp)
         for mode in args.modes.split(","):
             for workers, slots in ((1, 4), (4, 1)):
-                xargs = xargs_rate(args.runs)
-                t = throughput(base / f"{mode}-{workers}x{slots}", mode, args.runs, workers, slots)
+                # Rounds taking turns, the best of each side: the machine is shared, and a busy
+                # moment slows one round of either side.
+                xargs_rates, rounds = [], []
+                for r in range(args.rounds):
+                    xargs_rates.append(xargs_rate(args.runs))
+                    rounds.append(throughput(base / f"{mode}-{workers}x{slots}-{r}", mode, args.runs, workers, slots))
+                xargs, t = max(xargs_rates), max(rounds, key=lambda t: t.rate)
+                cpu = pct([t.cpu_ms_per_run for t in rounds], 0.5)
                 ratio = t.rate / xargs
                 target = targets.get(mode, 0.5)
-                verdict = "ok" if ratio >= target and t.cpu_ms_per_run <= 1 else "MISSED"
+                verdict = f"{'ok' if ratio >= target else 'MISSED'}; CPU {'ok' if cpu <= 1 else 'MISSED'}"
                 rows.append(
                     f"| throughput, {args.runs} x `true`, {workers} worker x {slots} slot, {mode} "
                     f"| {t.rate:,.0f} runs/s = **{ratio:.2f}x** xargs -P4 ({xargs:,.0f}/s); "
-                    f"CPU {t.cpu_ms_per_run:.2f} ms/run; start-up {t.startup_s:.2f} s "
+                    f"CPU {cpu:.2f} ms/run (median); start-up {t.startup_s:.2f} s; "
+                    f"rounds {', '.join(f'{x.rate:,.0f}' for x in rounds)} vs xargs "
+                    f"{', '.join(f'{x:,.0f}' for x in xargs_rates)} "
                     f"| >= {target:.2f}x; <= 1 ms/run | {verdict} |"
                 )
         for mode in args.modes.split(","):
