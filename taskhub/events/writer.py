@@ -147,10 +147,10 @@ class LogWriter:
             log.exception("writer.commit_failed batch=%d", len(batch))
             for job in batch:
                 job.ok, job.error = False, exc if isinstance(exc, StoreError) else StoreError(str(exc))
-        if store.unsynced:
-            store.unsynced = False
+        if store.unsynced >= 0:
             assert syncer is not None
-            syncer.put(batch, committed)  # acknowledged once the WAL is on disk
+            syncer.put(batch, committed, store.unsynced)  # acknowledged once the WAL is on disk
+            store.unsynced = -1
         else:
             self._acknowledge(batch, committed)
         # Now and then the store's checkpointer copies the WAL back (on its own thread).
@@ -205,7 +205,7 @@ class _Syncer:
     def __init__(self, store: EventStore, acknowledge: Callable[[list[_Job[Any]], list[Envelope]], None]) -> None:
         self._store = store
         self._acknowledge = acknowledge
-        self._pending: list[tuple[list[_Job[Any]], list[Envelope]]] = []
+        self._pending: list[tuple[list[_Job[Any]], list[Envelope], int]] = []
         self._busy = False
         self._stopping = False
         self._cond = threading.Condition()
@@ -215,9 +215,9 @@ class _Syncer:
     def idle(self) -> bool:
         return not self._busy and not self._pending
 
-    def put(self, batch: list[_Job[Any]], committed: list[Envelope]) -> None:
+    def put(self, batch: list[_Job[Any]], committed: list[Envelope], commit: int) -> None:
         with self._cond:
-            self._pending.append((batch, committed))
+            self._pending.append((batch, committed, commit))
             self._cond.notify()
 
     def close(self) -> None:
@@ -237,14 +237,14 @@ class _Syncer:
                 groups, self._pending = self._pending, []
                 self._busy = True
             try:
-                self._store.sync_wal()
+                self._store.sync_wal(max(commit for _, _, commit in groups))
             except StoreError as exc:  # committed and visible, but not durable: say so to every caller
                 log.error("writer.sync_failed error=%s", exc)
-                for batch, _ in groups:
+                for batch, _, _ in groups:
                     for job in batch:
                         job.ok, job.error = False, exc
-                groups = [(batch, []) for batch, _ in groups]
-            for batch, committed in groups:
+                groups = [(batch, [], commit) for batch, _, commit in groups]
+            for batch, committed, _ in groups:
                 self._acknowledge(batch, committed)
             self._busy = False
 
