@@ -1,6 +1,6 @@
 """The log's rows as a fold reads them: in batches, with only the columns it needs.
 
-A replay spends most of its time getting rows out of SQLite, so this reads five columns of the seven
+Getting rows out of SQLite is about 40% of a replay's time, so this reads five columns of the seven
 (`type` is the event's own tag and `hash` is audit's business, which reads the raw rows) and hands
 them over a batch at a time: no per-row round trip, no object per row beyond sqlite3's tuple.
 """

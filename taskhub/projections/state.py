@@ -22,12 +22,13 @@ class State(msgspec.Struct):
 
 
 def fold(events: Iterable[Envelope], state: State | None = None) -> State:
-    """Fold events into a state; the same function serves rebuild, replay and audit."""
+    """Fold envelopes into a state. Replay and rebuild fold raw rows (fold_rows) and audit folds as it
+    checks (audit._Invariants): the same handlers and transition table, through apply_run or its copy."""
     state = state if state is not None else State()
     runs, workers = state.runs, state.workers
     last = state.last_seq
     was_enabled = gc.isenabled()
-    gc.disable()  # see gc_paused(); inline because audit folds one event per call
+    gc.disable()  # see gc_paused(); inline because the CLI's import folds one event per call
     try:
         for env in events:
             run_id = env.run_id
