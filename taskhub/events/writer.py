@@ -28,7 +28,6 @@ from taskhub.events.types import Envelope
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 512
-SPLIT_MIN = 8  # at FULL, a batch is split in two when at least twice this many appends wait
 Listener = Callable[[list[Envelope]], None]
 
 
@@ -111,15 +110,8 @@ class LogWriter:
                 if first is _STOP:
                     return
                 batch: list[_Job[Any]] = [first]
-                limit = MAX_BATCH
-                if syncer is not None and syncer.idle():
-                    # Nothing is being synced: commit half of what waits now and the rest while the
-                    # first half syncs, so that from then on one group syncs while the next commits.
-                    waiting = self._queue.qsize()
-                    if waiting >= 2 * SPLIT_MIN:
-                        limit = 1 + (waiting + 1) // 2
                 stop = False
-                while len(batch) < limit:
+                while len(batch) < MAX_BATCH:
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
@@ -197,23 +189,20 @@ class _Syncer:
     """Makes FULL commits durable on a thread of its own, then acknowledges them.
 
     The writer commits at NORMAL and hands each batch over; one fdatasync() of the WAL covers every
-    batch committed before it began, and only then are their futures resolved. Meanwhile the writer
-    commits the next batch: with 64 appenders the fsync (0.2-2 ms on this disk) no longer adds to
-    every round trip, which cost a fifth of the throughput at FULL.
+    batch committed before it began (and, through the gate's counters, other processes' commits),
+    and only then are their futures resolved. Meanwhile the writer commits whatever arrived since.
+    (Splitting a waiting crowd into two groups, so that one syncs while the other commits, was
+    tried: 64 appenders at FULL gained nothing measurable and spent 6-10 us more CPU per append.)
     """
 
     def __init__(self, store: EventStore, acknowledge: Callable[[list[_Job[Any]], list[Envelope]], None]) -> None:
         self._store = store
         self._acknowledge = acknowledge
         self._pending: list[tuple[list[_Job[Any]], list[Envelope], int]] = []
-        self._busy = False
         self._stopping = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="taskhub-log-syncer", daemon=True)
         self._thread.start()
-
-    def idle(self) -> bool:
-        return not self._busy and not self._pending
 
     def put(self, batch: list[_Job[Any]], committed: list[Envelope], commit: int) -> None:
         with self._cond:
@@ -235,7 +224,6 @@ class _Syncer:
                 if not self._pending:
                     return
                 groups, self._pending = self._pending, []
-                self._busy = True
             try:
                 self._store.sync_wal(max(commit for _, _, commit in groups))
             except StoreError as exc:  # committed and visible, but not durable: say so to every caller
@@ -246,7 +234,6 @@ class _Syncer:
                 groups = [(batch, [], commit) for batch, _, commit in groups]
             for batch, committed, _ in groups:
                 self._acknowledge(batch, committed)
-            self._busy = False
 
 
 def _run_fast(txn: Txn, batch: list[_Job[Any]]) -> None:

@@ -191,8 +191,8 @@ def test_the_wal_is_rewound_while_another_process_keeps_writing(db: Path, monkey
 
 def test_group_commit_at_full_acknowledges_only_what_is_on_disk(db: Path) -> None:
     """The writer commits at NORMAL and hands each batch to its syncer thread, which fdatasync()s the
-    WAL and only then resolves the batch's futures. With many appenders waiting, a batch is split so
-    that one half syncs while the other commits; every append still lands once, in order."""
+    WAL and only then resolves the batch's futures; with many appenders waiting, every append still
+    lands once, in order, acknowledged after the commits that preceded it."""
     import asyncio
     from functools import partial
 
@@ -201,33 +201,24 @@ def test_group_commit_at_full_acknowledges_only_what_is_on_disk(db: Path) -> Non
 
     wal = db.with_name(db.name + "-wal")
 
-    async def main() -> tuple[list[int | None], list[int], int]:
+    async def main() -> tuple[list[int | None], list[int]]:
         log = await Log.open(db, synchronous="FULL", watch=False)
-        acknowledged = 0
-
-        def count() -> None:
-            nonlocal acknowledged
-            acknowledged += 1
-
-        log.writer.add_loop_listener(asyncio.get_running_loop(), count)
         try:
             dirty = []
             for i in range(10):  # one at a time: nothing else can dirty the WAL after ours
                 await log.run(partial(ops.submit, event=Submitted(task_id="t", params={"i": i})))
                 dirty.append(dirty_pages(wal))
-            before = acknowledged
             views = await asyncio.gather(
                 *(log.run(partial(ops.submit, event=Submitted(task_id="t", params={"j": j}))) for j in range(64))
             )
-            return dirty, [v.num for v, _ in views], acknowledged - before
+            return dirty, [v.num for v, _ in views]
         finally:
             await log.close()
 
-    dirty, nums, groups = asyncio.run(main())
+    dirty, nums = asyncio.run(main())
     if dirty[0] is not None:
         assert set(dirty) == {0}
     assert nums == sorted(nums) and len(set(nums)) == 64  # submission order is commit order
-    assert groups >= 2, "64 appends waiting were committed as one batch"
     store = EventStore(db)
     try:
         assert store.last_seq() == 74
