@@ -141,8 +141,13 @@ class LogWriter:
                 job.ok, job.error = False, exc if isinstance(exc, StoreError) else StoreError(str(exc))
         if store.unsynced >= 0:
             assert syncer is not None
-            syncer.put(batch, committed, store.unsynced)  # acknowledged once the WAL is on disk
-            store.unsynced = -1
+            commit, store.unsynced = store.unsynced, -1
+            if self._queue.empty() and syncer.idle():
+                # Nothing to commit meanwhile (every appender waits on this batch): sync here, saving
+                # the hand-over to the syncer thread and back.
+                syncer.sync_and_acknowledge([(batch, committed, commit)])
+            else:
+                syncer.put(batch, committed, commit)  # acknowledged once the WAL is on disk
         else:
             self._acknowledge(batch, committed)
         # Now and then the store's checkpointer copies the WAL back (on its own thread).
@@ -191,6 +196,8 @@ class _Syncer:
     The writer commits at NORMAL and hands each batch over; one fdatasync() of the WAL covers every
     batch committed before it began (and, through the gate's counters, other processes' commits),
     and only then are their futures resolved. Meanwhile the writer commits whatever arrived since.
+    When nothing is waiting to be committed and nothing is syncing, the writer syncs itself instead
+    (one hand-over between threads less per batch: every appender waits on that batch anyway).
     (Splitting a waiting crowd into two groups, so that one syncs while the other commits, was
     tried: 64 appenders at FULL gained nothing measurable and spent 6-10 us more CPU per append.)
     """
@@ -200,9 +207,13 @@ class _Syncer:
         self._acknowledge = acknowledge
         self._pending: list[tuple[list[_Job[Any]], list[Envelope], int]] = []
         self._stopping = False
+        self._busy = False  # a sync is under way on this thread
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="taskhub-log-syncer", daemon=True)
         self._thread.start()
+
+    def idle(self) -> bool:
+        return not self._busy and not self._pending
 
     def put(self, batch: list[_Job[Any]], committed: list[Envelope], commit: int) -> None:
         with self._cond:
@@ -224,16 +235,23 @@ class _Syncer:
                 if not self._pending:
                     return
                 groups, self._pending = self._pending, []
+                self._busy = True
             try:
-                self._store.sync_wal(max(commit for _, _, commit in groups))
-            except StoreError as exc:  # committed and visible, but not durable: say so to every caller
-                log.error("writer.sync_failed error=%s", exc)
-                for batch, _, _ in groups:
-                    for job in batch:
-                        job.ok, job.error = False, exc
-                groups = [(batch, [], commit) for batch, _, commit in groups]
-            for batch, committed, _ in groups:
-                self._acknowledge(batch, committed)
+                self.sync_and_acknowledge(groups)
+            finally:
+                self._busy = False
+
+    def sync_and_acknowledge(self, groups: list[tuple[list[_Job[Any]], list[Envelope], int]]) -> None:
+        try:
+            self._store.sync_wal(max(commit for _, _, commit in groups))
+        except StoreError as exc:  # committed and visible, but not durable: say so to every caller
+            log.error("writer.sync_failed error=%s", exc)
+            for batch, _, _ in groups:
+                for job in batch:
+                    job.ok, job.error = False, exc
+            groups = [(batch, [], commit) for batch, _, commit in groups]
+        for batch, committed, _ in groups:
+            self._acknowledge(batch, committed)
 
 
 def _run_fast(txn: Txn, batch: list[_Job[Any]]) -> None:
