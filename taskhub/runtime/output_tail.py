@@ -39,17 +39,18 @@ class OutputTail:
         self._seen = b""  # the last FINGERPRINT bytes before `offset`
         self.splitter = LineSplitter(prefix=PREFIX)
         self.coalescer = ProgressCoalescer()
+        self.size = 0  # the file's size at the last poll
 
     def poll(self, final: bool = False) -> list[Event]:
         """New events from the file; `final` also takes an unterminated last line and pending progress."""
         lines: list[bytes] = []
         fd = -1
         # Most short runs write nothing: one stat then, rather than an open, a stat and a close.
-        if self.offset > 0 or _size(self.path) > 0:
+        if self.offset > 0 or (size := _size(self.path)) > 0:
             try:
                 fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
-                pass
+                size = 0
         if fd >= 0:
             try:
                 size = os.fstat(fd).st_size
@@ -65,6 +66,7 @@ class OutputTail:
                     lines += self.splitter.feed(chunk)
             finally:
                 os.close(fd)
+        self.size = size
         if final:
             lines += self.splitter.flush()
         return self._events(lines, final)

@@ -64,12 +64,13 @@ class LogCap:
         self.cap = cap
         self.cut = False
 
-    def enforce(self) -> bool:
-        """True if the file was cut now."""
-        try:
-            size = os.stat(self.path).st_size
-        except FileNotFoundError:
-            return False
+    def enforce(self, size: int | None = None) -> bool:
+        """True if the file was cut now. `size`: the file's size if just read (no stat then)."""
+        if size is None:
+            try:
+                size = os.stat(self.path).st_size
+            except FileNotFoundError:
+                return False
         marker = CAP_MARKER % self.cap
         limit = self.cap + (len(marker) if self.cut else 0)
         if size <= limit:

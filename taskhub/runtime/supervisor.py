@@ -70,8 +70,17 @@ class _Watch:
 
     spawned: Spawned
     tail: OutputTail
-    caps: list[LogCap]
+    stdout_cap: LogCap
+    stderr_cap: LogCap
     started_mono: float
+
+    def poll_then_cut(self, final: bool = False) -> list[Event]:
+        """New output events, then the logs cut to their caps: read first (and nothing awaited
+        between), so structured lines past the cap still count; stdout's size is the tail's."""
+        output = self.tail.poll(final=final)
+        self.stdout_cap.enforce(self.tail.size)
+        self.stderr_cap.enforce()
+        return output
 
 
 RENEW_BEFORE_START_S = 1.0  # a run whose lease is this close to its end renews it before it starts
@@ -173,12 +182,8 @@ class RunSupervisor:
             await self._spawn_failed(str(exc), run_dir)
             return
         self.spawned = spawned
-        watch = _Watch(
-            spawned,
-            tail,
-            [LogCap(stdout_path, settings.log_cap_bytes), LogCap(stderr_path, settings.log_cap_bytes)],
-            time.monotonic(),
-        )
+        cap = settings.log_cap_bytes
+        watch = _Watch(spawned, tail, LogCap(stdout_path, cap), LogCap(stderr_path, cap), time.monotonic())
         # The spawn waited up to the short window for the exit.
         short = spawned.process.exited.done() and self.stop_reason is None
         # Built only now: reading the create time while the child still execs waits for it.
@@ -199,9 +204,7 @@ class RunSupervisor:
         """Most runs of a busy queue are short: one over within SHORT_RUN_S is recorded in one
         commit (started, its output, exited) that also claims the slot's next run."""
         _kill_group_leftovers(watch.spawned.pgid)
-        output = watch.tail.poll(final=True)  # before cutting, so structured lines past the cap count
-        for cap in watch.caps:
-            cap.enforce()
+        output = watch.poll_then_cut(final=True)
         returncode = watch.spawned.process.returncode
         outcome = "succeeded" if returncode == 0 else "failed"
         end = self._exit_events(outcome, returncode, time.monotonic() - watch.started_mono, output)
@@ -225,7 +228,7 @@ class RunSupervisor:
         contain_later = asyncio.get_running_loop().call_later(CONTAIN_AFTER_S - SHORT_RUN_S, start_containment)
         # The process runs while `started` is being committed.
         self._started = asyncio.ensure_future(self._report_started(started))
-        outcome = await self._watch(spawned, watch.tail, watch.caps)
+        outcome = await self._watch(watch)
         contain_later.cancel()
         returncode = spawned.process.returncode
         await self._started
@@ -237,7 +240,7 @@ class RunSupervisor:
                 cgroup.remove()
         if self.stop_reason in ("fenced", "self_fenced"):
             return
-        final_output = watch.tail.poll(final=True)
+        final_output = watch.poll_then_cut(final=True)
         # The slot is free once the process is gone: the next claim can share the exit's commit.
         self.ctx.release_slot(self.run_id)
         await self._report_output(final_output)
@@ -255,8 +258,9 @@ class RunSupervisor:
         if await self._report(lambda _v: [started]) and self.view.status == "cancelling":
             self.request_stop("cancelled")
 
-    async def _watch(self, spawned: Spawned, tail: OutputTail, caps: Sequence[LogCap]) -> str:
+    async def _watch(self, watch: _Watch) -> str:
         """Until the process ends: tail output, enforce caps, the timeout, cancel and fencing."""
+        spawned, tail = watch.spawned, watch.tail
         wait = spawned.process.exited
         timeout_s = self.view.timeout_s
         deadline = time.monotonic() + timeout_s if timeout_s else None
@@ -272,11 +276,8 @@ class RunSupervisor:
             await asyncio.wait((wait, waker), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             waker.cancel()
             self._wake.clear()
-            # Read just before cutting (no await between), so structured lines past the cap still
-            # become events: what the task writes while a report commits would be cut unread.
-            output = tail.poll()
-            for cap in caps:
-                cap.enforce()
+            # What the task writes while a report commits would be cut unread if we cut after it.
+            output = watch.poll_then_cut()
             if output:
                 if self._started is not None:
                     await self._started  # nothing about the run is logged before it is `started`

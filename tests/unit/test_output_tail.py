@@ -14,7 +14,7 @@ import pytest
 from taskhub.events.types import Artifact, Progress, Result
 from taskhub.runtime.output_parser import PROGRESS_INTERVAL_S
 from taskhub.runtime.output_tail import READ_CHUNK, OutputTail
-from taskhub.runtime.run_files import LogCap
+from taskhub.runtime.run_files import CAP_MARKER, LogCap
 
 
 class FakeClock:
@@ -184,3 +184,18 @@ def test_after_a_cut_the_file_may_grow_past_where_the_tail_was(log: Path) -> Non
     assert LogCap(log, 1000).enforce() is True
     append(log, line({"type": "result", "value": "right after the cut"}) + b"w" * 200_000 + b"\n")
     assert tail.poll() == [Result(fence=1, value="right after the cut")]
+
+
+def test_the_tail_knows_the_size_it_read_up_to(tmp_path: Path) -> None:
+    """The log cap takes the size from the tail rather than a stat of its own."""
+    path = tmp_path / "stdout.log"
+    tail = OutputTail(path, fence=1, clock=FakeClock(), start=0)
+    assert tail.poll() == [] and tail.size == 0  # not there yet
+    path.write_bytes(b"")
+    assert tail.poll() == [] and tail.size == 0  # empty: nothing opened
+    append(path, b"x" * 150)
+    tail.poll()
+    assert tail.size == 150
+    cap = LogCap(path, 100)
+    assert cap.enforce(tail.size)  # cut on the size given
+    assert path.read_bytes() == b"x" * 100 + CAP_MARKER % 100

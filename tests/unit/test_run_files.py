@@ -120,3 +120,13 @@ def test_the_cut_is_exactly_at_the_cap(tmp_path: Path, cap_bytes: int) -> None:
     path.write_bytes(data)
     assert LogCap(path, cap_bytes).enforce() is True
     assert path.read_bytes() == data[:cap_bytes] + marker(cap_bytes)
+
+
+def test_a_size_given_is_trusted_without_a_stat(tmp_path: Path) -> None:
+    path = tmp_path / "stdout.log"
+    path.write_bytes(b"y" * 50)
+    cap = LogCap(path, 10)
+    assert not cap.enforce(size=5)  # under the cap by the size given: left alone
+    assert path.stat().st_size == 50
+    assert cap.enforce(size=50)
+    assert path.read_bytes() == b"y" * 10 + CAP_MARKER % 10
