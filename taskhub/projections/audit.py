@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import msgspec
 
@@ -118,9 +120,9 @@ def audit(store: EventStore, progress: Progress | None = None) -> list[Violation
     state before it and folded (the chain and the fold used to read the log twice, and fold it twice)."""
     chain = _Chain()
     checker = _Invariants()
-    total = store.last_seq()
     decode = decode_event
-    with gc_paused():
+    with read_snapshot(store.conn), gc_paused():
+        total = store.last_seq()
         for n, (seq, ts, type_, stream, run_id, worker_id, data, stored) in enumerate(store.iter_raw(batch=ROWS), 1):
             chain.check(seq, ts, type_, stream, data, stored)
             checker.fold(Envelope(seq, ts, type_, run_id, worker_id, decode(data), stored))
@@ -132,6 +134,20 @@ def audit(store: EventStore, progress: Progress | None = None) -> list[Violation
     return chain.violations + checker.violations + tables
 
 
+@contextmanager
+def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Every read inside sees one and the same commit: a live writer's commit between reading the log
+    and reading the tables would otherwise show as a table that "differs from the log"."""
+    if conn.in_transaction:  # the caller's own transaction is already one snapshot
+        yield
+        return
+    conn.execute("BEGIN")  # deferred: the snapshot is taken by the first read
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")  # nothing was written
+
+
 def compare_tables(store: EventStore, state: State) -> list[Violation]:
     out: list[Violation] = []
     stored_runs = load_all_runs(store.conn)
@@ -140,13 +156,12 @@ def compare_tables(store: EventStore, state: State) -> list[Violation]:
         if stored is None:
             out.append(Violation("projection", "run is missing from the runs table", run_id=run_id))
         elif stored != view:
-            out.append(
-                Violation(
-                    "projection",
-                    f"stored run differs from the log (stored {stored.status}, log says {view.status})",
-                    run_id=run_id,
-                )
+            fields = ", ".join(
+                f"{f}: stored {getattr(stored, f)!r}, log says {getattr(view, f)!r}"
+                for f in view.__struct_fields__
+                if getattr(stored, f) != getattr(view, f)
             )
+            out.append(Violation("projection", f"stored run differs from the log ({fields})", run_id=run_id))
     for run_id in stored_runs:
         out.append(Violation("projection", "runs table has a run the log does not", run_id=run_id))
     stored_workers = load_all_workers(store.conn)

@@ -19,8 +19,11 @@ from taskhub.events.types import (
     Submitted,
     WorkerStarted,
 )
+from taskhub.projections import audit as audit_module
+from taskhub.projections import ops
 from taskhub.projections.audit import Violation, audit, check_chain
 from taskhub.projections.rebuild import rebuild
+from taskhub.projections.state import State
 
 T0 = 1_800_000_000.0
 LEASE = "2027-01-15T08:00:30.000000Z"
@@ -98,3 +101,27 @@ def test_findings_come_chain_first_then_history_then_tables(store: EventStore) -
     assert [v.kind for v in found] == ["chain", "invariant", "projection"]
     assert (found[0].seq, found[1].seq, found[2].run_id) == (1, early, "r-1")
     assert check_chain(store) == found[:1]
+
+
+def test_a_commit_while_auditing_is_not_a_difference(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live system keeps writing: a commit that lands after the log was read and before the tables
+    are must not show as a stored run that "differs from the log" (one read snapshot for both)."""
+    write(store, "r-1", Submitted(task_id="t", params={}), worker=None)
+    write(store, "r-1", Claimed(attempt=1, fence=2, lease_expires_at=LEASE))
+    rebuild(store)
+    other = EventStore(store.path, synchronous="NORMAL")
+    real_compare = audit_module.compare_tables
+
+    def compare_after_a_commit(s: EventStore, state: State) -> list[Violation]:
+        # Another process's heartbeat commits (event and runs row) between the two reads.
+        with other.transaction(T0) as txn:
+            ops.append_run_events(txn, "r-1", [Heartbeat(fence=2, lease_expires_at=LEASE)], "w-1")
+        return real_compare(s, state)
+
+    monkeypatch.setattr(audit_module, "compare_tables", compare_after_a_commit)
+    try:
+        assert audit(store) == []
+    finally:
+        other.close()
+    monkeypatch.undo()
+    assert audit(store) == []  # and the next audit sees the heartbeat in both
