@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 from taskhub.events.log import Log
-from taskhub.events.store import EventStore, Txn, WriteGate
+from taskhub.events.store import EventStore, Txn
 from taskhub.events.types import Submitted
+from taskhub.events.write_gate import WriteGate
 from taskhub.projections import ops
 
 LEASE_S = 300.0

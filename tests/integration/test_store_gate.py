@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from taskhub.events import checkpointer as checkpointer_module
 from taskhub.events import store as store_module
-from taskhub.events.store import EventStore, WriteGate
+from taskhub.events.store import EventStore
 from taskhub.events.types import Submitted
+from taskhub.events.write_gate import WriteGate
 from taskhub.projections import ops
 from tests.helpers.waiting import wait_until
 
@@ -154,7 +156,7 @@ def test_the_wal_is_rewound_while_another_process_keeps_writing(db: Path, monkey
     only when a writer finds all of it copied: with another writer that never pauses, the WAL used to
     grow without end (470 MB in a 3 s benchmark). The checkpointer finishes under the gate."""
     monkeypatch.setattr(store_module, "CHECKPOINT_COMMITS", 5)
-    monkeypatch.setattr(store_module, "RESTART_FRAMES", 50)
+    monkeypatch.setattr(checkpointer_module, "RESTART_FRAMES", 50)
     wal = db.with_name(db.name + "-wal")
 
     def salt() -> bytes:  # WAL header bytes 16-23: new salts each time the WAL starts over
