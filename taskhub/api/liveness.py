@@ -7,8 +7,7 @@ import socket
 import psutil
 
 from taskhub.projections.workers import WorkerView
-
-CREATE_TIME_TOLERANCE_S = 0.01
+from taskhub.runtime.identity import CREATE_TIME_TOLERANCE_S
 
 
 def worker_alive(view: WorkerView) -> bool:

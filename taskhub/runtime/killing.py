@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from taskhub.runtime.cgroups import ContainmentLevel, RunCgroup, containment_level
-from taskhub.runtime.process import ProcessIdentity
+from taskhub.runtime.identity import ProcessIdentity
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from taskhub.projections.decisions import decide_reap
 from taskhub.projections.runs import RunView
 from taskhub.projections.tables import load_run
 from taskhub.projections.workers import WorkerView
-from taskhub.runtime.process import ProcessIdentity
+from taskhub.runtime.identity import ProcessIdentity
 from taskhub.runtime.reaper_decide import Candidate
 
 logger = logging.getLogger(__name__)

@@ -29,9 +29,10 @@ from taskhub.projections.runs import RunView
 from taskhub.registry import build_argv
 from taskhub.runtime.cgroups import RunCgroup
 from taskhub.runtime.folders_ahead import FoldersAhead
+from taskhub.runtime.identity import ProcessIdentity
 from taskhub.runtime.killing import kill_run_tree
 from taskhub.runtime.output_tail import OutputTail
-from taskhub.runtime.process import ProcessIdentity, Spawned, SpawnError, child_env, spawn
+from taskhub.runtime.process import Spawned, SpawnError, child_env, spawn
 from taskhub.runtime.registry_loader import LoadedTask
 from taskhub.runtime.run_files import LogCap, ensure_logs, prepare_run_dir
 from taskhub.settings import Settings

@@ -19,8 +19,8 @@ import pytest
 
 from taskhub.errors import TaskHubError
 from taskhub.runtime import process
+from taskhub.runtime.identity import ProcessIdentity
 from taskhub.runtime.process import (
-    ProcessIdentity,
     Spawned,
     SpawnError,
     child_env,
