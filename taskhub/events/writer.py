@@ -43,7 +43,7 @@ class _Job(Generic[T]):
         self.future = future
         self.ok = False
         self.value: Any = None
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
 
 
 _STOP = object()
@@ -62,6 +62,8 @@ class LogWriter:
         self._loop_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
+        self._stopped: StoreError | None = None  # set if the writer thread died: every run() fails fast
+        self._unsettled: list[_Job[Any]] = []  # the writer's batch until handed to _acknowledge or the syncer
 
     def add_listener(self, listener: Listener) -> None:
         """Called on one of the writer's threads after each commit with the events it made durable."""
@@ -84,9 +86,13 @@ class LogWriter:
         """Run `op` inside a write transaction shared with whatever else is pending; return its value."""
         if self._thread is None:
             raise StoreError("the log writer is not started")
+        if self._stopped is not None:
+            raise self._stopped
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(op, loop, future))
+        if self._stopped is not None:  # it died as we queued: nobody else will drain the queue
+            self._fail_queued(self._stopped)
         return await future
 
     async def close(self) -> None:
@@ -120,13 +126,32 @@ class LogWriter:
                         stop = True
                         break
                     batch.append(item)
+                self._unsettled = batch
                 self._commit(store, batch, syncer)
                 if stop:
                     return
+        except BaseException as exc:
+            # Ops' own errors never get here (they fail their caller): this is the writer itself
+            # breaking. Its callers, now and later, get an error instead of waiting forever.
+            log.exception("writer.stopped")
+            self._stopped = StoreError(f"the log writer stopped: {exc!r}")
+            _settle_everywhere(self._unsettled, self._stopped)
+            self._fail_queued(self._stopped)
         finally:
             if syncer is not None:
                 syncer.close()
             store.close()
+
+    def _fail_queued(self, error: StoreError) -> None:
+        jobs: list[_Job[Any]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                jobs.append(item)
+        _settle_everywhere(jobs, error)
 
     def _commit(self, store: EventStore, batch: list[_Job[Any]], syncer: _Syncer | None) -> None:
         committed: list[Envelope] = []
@@ -145,10 +170,13 @@ class LogWriter:
             if self._queue.empty() and syncer.idle():
                 # Nothing to commit meanwhile (every appender waits on this batch): sync here, saving
                 # the hand-over to the syncer thread and back.
+                self._unsettled = []
                 syncer.sync_and_acknowledge([(batch, committed, commit)])
             else:
+                self._unsettled = []
                 syncer.put(batch, committed, commit)  # acknowledged once the WAL is on disk
         else:
+            self._unsettled = []
             self._acknowledge(batch, committed)
         # Now and then the store's checkpointer copies the WAL back (on its own thread).
         store.maybe_checkpoint()
@@ -158,7 +186,7 @@ class LogWriter:
             try:
                 if committed:
                     listener(committed)
-            except Exception:
+            except BaseException:  # a broken listener must not keep the batch's callers waiting
                 log.exception("writer.listener_failed")
         # One wake-up per event loop for the whole batch, not one per job (each is a self-pipe write).
         loop = batch[0].loop
@@ -261,11 +289,11 @@ def _run_fast(txn: Txn, batch: list[_Job[Any]]) -> None:
         mark, count, changes = (txn.last_seq, txn.last_hash), len(appended), conn.total_changes
         try:
             job.value = job.op(txn)
-        except Exception as exc:
+        except BaseException as exc:
             if conn.total_changes != changes or len(appended) != count:
                 raise _Replay from exc
             txn.last_seq, txn.last_hash = mark
-            job.error = exc
+            job.error = _op_error(exc)
         else:
             job.ok = True
 
@@ -277,14 +305,35 @@ def _run_careful(txn: Txn, batch: list[_Job[Any]]) -> None:
         try:
             with txn.savepoint():
                 job.value = job.op(txn)
-        except Exception as exc:
-            job.error = exc
+        except BaseException as exc:
+            job.error = _op_error(exc)
         else:
             job.ok = True
 
 
 class _Replay(Exception):
     """An op failed after writing: roll the batch back and run it again, one savepoint per op."""
+
+
+def _op_error(exc: BaseException) -> Exception:
+    """What an op's caller gets: its own exception, or, for one that is not an Exception
+    (SystemExit, a CancelledError raised by hand), a StoreError: set on a future, those would stop
+    the caller's event loop or pass for a cancellation of its task."""
+    if isinstance(exc, Exception):
+        return exc
+    error = StoreError(f"the operation raised {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+def _settle_everywhere(jobs: list[_Job[Any]], error: StoreError) -> None:
+    """Fail `jobs` (from any thread), each on its own loop; those already settled stay as they are."""
+    for job in jobs:
+        job.ok, job.error = False, error
+        try:
+            job.loop.call_soon_threadsafe(_settle, [job])
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            pass
 
 
 def _deliver(callbacks: list[Callable[[], None]], jobs: list[_Job[Any]]) -> None:

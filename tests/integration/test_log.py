@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from taskhub.errors import FenceRefused
+from taskhub.errors import FenceRefused, StoreError
 from taskhub.events.log import Log
 from taskhub.events.store import EventStore, Txn
 from taskhub.events.types import Envelope, Heartbeat, Submitted
@@ -219,3 +219,65 @@ async def test_follow_sees_another_processes_appends_in_order_without_gaps(tmp_p
         assert [e.seq for e in mine] == expected
     finally:
         await log.close()
+
+
+# -- what a failure cannot do: leave a caller waiting ---------------------------------------------
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt(), asyncio.CancelledError()])
+async def test_an_op_raising_a_base_exception_fails_only_its_caller(log: Log, raised: BaseException) -> None:
+    entered, gate = threading.Event(), threading.Event()
+
+    def hold(txn: Txn) -> None:
+        entered.set()
+        assert gate.wait(10)
+
+    def submit(i: int) -> object:
+        def run(txn: Txn) -> str:
+            if i == 2:
+                raise raised
+            return ops.submit(txn, Submitted(task_id="t", params={"i": i}))[0].run_id
+
+        return run
+
+    first = asyncio.create_task(log.run(hold))
+    await wait_until_async(entered.is_set, timeout=10)
+    tasks = [asyncio.create_task(log.run(submit(i))) for i in range(5)]  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # all five queue behind the held batch: they commit as one
+    gate.set()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
+    await first
+    # A StoreError, not the exception itself: set on the caller's future, SystemExit would stop its
+    # event loop and a CancelledError would pass for a cancellation of its task.
+    assert isinstance(results[2], StoreError) and type(raised).__name__ in str(results[2])
+    assert [isinstance(r, str) for r in results] == [True, True, False, True, True]
+    # The writer is still there.
+    after = await asyncio.wait_for(log.run(lambda txn: ops.submit(txn, Submitted(task_id="t", params={}))), 10)
+    assert after[1] is True
+
+
+async def test_a_broken_writer_fails_its_callers_instead_of_leaving_them_waiting(
+    log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in the writer itself (not in an op) stops it: what it had committed is acknowledged,
+    what was queued and whatever comes later fails at once with a StoreError that says so."""
+    calls = 0
+    real = EventStore.maybe_checkpoint
+
+    def breaks_on_the_second_batch(store: EventStore) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("injected fault after the commit")
+        real(store)
+
+    monkeypatch.setattr(EventStore, "maybe_checkpoint", breaks_on_the_second_batch)
+
+    def submit(txn: Txn) -> str:
+        return ops.submit(txn, Submitted(task_id="t", params={}))[0].run_id
+
+    assert await asyncio.wait_for(log.run(submit), 10)  # batch 1
+    assert await asyncio.wait_for(log.run(submit), 10)  # batch 2: committed, then the writer breaks
+    with pytest.raises(StoreError, match="the log writer stopped: RuntimeError"):
+        await asyncio.wait_for(log.run(submit), 10)
+    assert len(await log.read(after=0)) == 2
