@@ -80,7 +80,19 @@ _V4 = """
 DROP INDEX runs_active;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# v5: the type index leaves out the two kinds of event that come by the thousand (a run's progress
+# and every running run's heartbeat): appending one of those writes a b-tree less (-1.3 us of the
+# ~10 us an append costs inside the transaction). A query for only other types uses the index (see
+# store.events_query, which must repeat this condition word for word); one that asks for these
+# reads the log in seq order from `after`, where they are dense.
+FREQUENT_TYPES = frozenset({"progress", "heartbeat"})
+FREQUENT_TYPES_SQL = "type NOT IN ('heartbeat','progress')"
+_V5 = f"""
+DROP INDEX events_type;
+CREATE INDEX events_type ON events (type, seq) WHERE {FREQUENT_TYPES_SQL};
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 PROJECTION_TABLES = ("runs", "workers")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from taskhub.errors import ConcurrencyConflict, StoreError
 from taskhub.events.checkpointer import Checkpointer
 from taskhub.events.clock import iso
-from taskhub.events.schema import migrate
+from taskhub.events.schema import FREQUENT_TYPES, FREQUENT_TYPES_SQL, migrate
 from taskhub.events.types import ENCODER, Envelope, Event, decode_event
 from taskhub.events.write_gate import WriteGate
 
@@ -420,6 +420,8 @@ def events_query(
     if types:
         where.append(f"type IN ({','.join('?' * len(types))})")
         args.extend(types)
+        if not FREQUENT_TYPES & set(types):
+            where.append(FREQUENT_TYPES_SQL)  # implied, but the planner needs the partial index's own words
     if until is not None:
         where.append("seq <= ?")
         args.append(until)

@@ -564,3 +564,51 @@ def test_a_version_3_database_loses_the_lease_index_and_still_finds_expired_leas
     assert asyncio.run(expired(T0 + LEASE_S + 1)) == [early.run_id]
     assert sorted(asyncio.run(expired(T0 + 100 + LEASE_S + 1))) == sorted([early.run_id, late.run_id])
     assert late.lease_expires_at is not None
+
+
+def test_a_version_4_database_keeps_progress_and_heartbeats_out_of_the_type_index(tmp_path: Path) -> None:
+    """v5: the type index leaves out the frequent types (a b-tree less per progress report and
+    heartbeat); reads by type still find every event, through the index for the other types."""
+    from taskhub.events.schema import MIGRATIONS, _statements
+
+    path = tmp_path / "v4.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:4]:
+        for statement in _statements(script):
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 4")
+    old.close()
+    store = EventStore(path, synchronous="NORMAL")
+    try:
+        runs = [submit(store) for _ in range(3)]
+        (first,) = claim(store)
+        append(store, first.run_id, [Heartbeat(fence=first.fence or 0, lease_expires_at=iso(T0 + 60))])
+        append(store, first.run_id, [Progress(fence=first.fence or 0, pct=50.0), started(first)])
+        conn = store.conn
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 5
+        indexed = {
+            row[0]
+            for row in conn.execute(
+                "SELECT type FROM events INDEXED BY events_type WHERE type NOT IN ('heartbeat','progress')"
+            )
+        }
+        assert indexed == {"submitted", "claimed", "started"}
+
+        def read(types: list[str]) -> list[str]:
+            return [e.type for e in store.read(after=0, types=types)]
+
+        assert read(["submitted"]) == ["submitted"] * len(runs)
+        assert read(["progress", "heartbeat"]) == ["heartbeat", "progress"]
+        assert read(["claimed", "progress"]) == ["claimed", "progress"]
+        assert [e.type for e in store.read(after=0, run_id=first.run_id, types=["started", "heartbeat"])] == [
+            "heartbeat",
+            "started",
+        ]
+        from taskhub.events.store import events_query
+
+        sql, args = events_query(0, 10, types=["submitted", "claimed"])
+        plan = " ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+        assert "events_type" in plan
+        assert audit(store) == []
+    finally:
+        store.close()
