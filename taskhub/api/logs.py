@@ -103,7 +103,8 @@ async def get_log(
     path = log_path(hub, run_id, stream)
     size, start, data = await asyncio.to_thread(read_range, path, offset, limit)
     headers = {"X-Log-Size": str(size), "X-Log-Offset": str(start), "X-Log-Next-Offset": str(start + len(data))}
-    return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
+    # Litestar adds "; charset=utf-8" to every text/* type itself: naming it here sent it twice.
+    return Response(data, media_type="text/plain", headers=headers)
 
 
 async def log_frames(hub: Hub, run_id: str, path: Path, offset: int, killer: Killer) -> AsyncIterator[bytes]:

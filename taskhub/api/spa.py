@@ -20,7 +20,7 @@ from taskhub.errors import NotFound
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
-HTML = "text/html; charset=utf-8"
+HTML = "text/html"  # Litestar appends "; charset=utf-8" to text/* types itself
 
 NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>TaskHub: UI not built</title></head>

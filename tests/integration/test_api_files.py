@@ -51,7 +51,7 @@ def test_log_of_a_run_without_output_is_empty(client: httpx.Client) -> None:
     response = client.get(f"/api/runs/{run['run_id']}/logs/stdout")
     assert response.status_code == 200 and response.content == b""
     assert response.headers["X-Log-Size"] == "0"
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"  # one charset, not two
 
 
 def test_log_ranges(client: httpx.Client, run_with_files: str) -> None:
@@ -125,6 +125,7 @@ def test_artifact_traversal_is_404(api: ApiServer, run_with_files: str, name: st
 def test_spa_fallback_and_cache_headers(client: httpx.Client, api: ApiServer) -> None:
     missing = client.get("/")
     assert missing.status_code == 200 and b"npm ci" in missing.content and b"npm run build" in missing.content
+    assert missing.headers["content-type"] == "text/html; charset=utf-8"
     dist = api.home / "web" / "dist"
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<html>app</html>")
@@ -134,7 +135,7 @@ def test_spa_fallback_and_cache_headers(client: httpx.Client, api: ApiServer) ->
         index = client.get("/")
         assert index.text == "<html>app</html>" and index.headers["cache-control"] == "no-cache"
         route = client.get("/runs/r-1")
-        assert route.text == "<html>app</html>" and route.headers["content-type"].startswith("text/html")
+        assert route.text == "<html>app</html>" and route.headers["content-type"] == "text/html; charset=utf-8"
         asset = client.get("/assets/index-abc123.js")
         assert asset.text == "console.log(1)" and "immutable" in asset.headers["cache-control"]
         assert client.get("/favicon.svg").headers["cache-control"] == "no-cache"
