@@ -295,3 +295,25 @@ def test_first_stream_of_a_fresh_server_wakes_on_other_processes_commits(tmp_pat
     finally:
         server.stop()
     assert sorted(latencies)[2] < 0.3, latencies  # polling alone would take ~1 s for each
+
+
+def test_default_keepalive_leaves_no_quiet_gap_of_15_s(tmp_path: Path) -> None:
+    """SPEC: a comment line at least every 15 s, on the events stream and on a log stream, with the
+    server's own default interval (the other tests shorten it). A ping due exactly at 15 s arrives
+    a little after it, so the interval must leave a margin."""
+    server = start_server(tmp_path)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=httpx.Timeout(10.0, read=30.0)) as c:
+            rid = submit(c, "sleep")["run_id"]  # no worker here: it stays queued, its log stays empty
+            began = time.monotonic()
+            with (
+                c.stream("GET", "/api/events/stream", params={"type": "worker_stopped", "after": last_seq(c)}) as ev,
+                c.stream("GET", f"/api/runs/{rid}/logs/stdout/stream") as lg,
+            ):
+                assert ev.status_code == 200 and lg.status_code == 200
+                for stream in (SSEClient(ev), SSEClient(lg)):
+                    while not stream.frame().comments:
+                        pass
+                    assert time.monotonic() - began < 13.5, stream.response.url
+    finally:
+        server.stop()
