@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from taskhub.cli import common, output, watch
+from taskhub.cli import blocked, common, output, watch
 from taskhub.settings import Settings
 
 STATUSES = ("queued", "claimed", "running", "cancelling", "succeeded", "failed", "cancelled")
@@ -57,6 +57,21 @@ def load_view(s: Settings, run_id: str) -> dict[str, Any]:
     return watch.common_record(view)
 
 
+async def _show(s: Settings, run_id: str) -> dict[str, Any]:
+    """The run view with `blocked_by` (SPEC section 5: while queued), as the API shows it."""
+    from taskhub.events.follow import open_reader
+    from taskhub.projections.queries import get_run
+
+    reader = await open_reader(s.db_path)
+    try:
+        view = await get_run(reader, run_id)
+    finally:
+        await reader.close()
+    if view is None:
+        raise unknown_run(run_id)
+    return blocked.with_blockers([watch.common_record(view)], await blocked.blockers_of(s, [view]))[0]
+
+
 async def _list(s: Settings, status: list[str] | None, task: str | None, limit: int) -> list[dict[str, Any]]:
     from taskhub.events.follow import open_reader
     from taskhub.projections.queries import list_runs
@@ -66,7 +81,7 @@ async def _list(s: Settings, status: list[str] | None, task: str | None, limit: 
         views = await list_runs(reader, status=status, task_id=task, limit=limit)
     finally:
         await reader.close()
-    return [watch.common_record(v) for v in views]
+    return blocked.with_blockers([watch.common_record(v) for v in views], await blocked.blockers_of(s, views))
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -127,26 +142,12 @@ def print_run(run: dict[str, Any]) -> None:
         print(f"  {'waiting':<17}{blocker.get('message') or blocker.get('reason')}")
 
 
-def _blocked_by(s: Settings, run_id: str) -> list[dict[str, Any]] | None:
-    """Why a queued run waits, as the API works it out (live workers, task limits), when one answers."""
-    from taskhub.cli.client import ApiClient, api_available
-    from taskhub.errors import TaskHubError
-
-    if not api_available(s):
-        return None
-    try:
-        with ApiClient(s, timeout=5) as api:
-            blocked = api.call("GET", f"/api/runs/{run_id}").get("blocked_by")
-    except TaskHubError:
-        return None
-    return blocked if isinstance(blocked, list) else None
-
-
 def cmd_show(args: argparse.Namespace) -> int:
+    import asyncio
+
     s = common.settings()
-    run = load_view(s, args.run_id)
-    if run["status"] == "queued":
-        run["blocked_by"] = _blocked_by(s, args.run_id)
+    common.require_db(s)
+    run = asyncio.run(_show(s, args.run_id))
     if args.json:
         output.print_json(run)
     else:

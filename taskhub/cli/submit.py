@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from taskhub.cli import common, output, tasks, watch
+from taskhub.cli import blocked, common, output, tasks, watch
 from taskhub.settings import Settings
 
 
@@ -118,7 +118,12 @@ def submit_direct(s: Settings, args: argparse.Namespace) -> dict[str, Any]:
             view, _created = ops.submit(txn, event)
     finally:
         store.close()
-    return watch.common_record(view)
+    import asyncio
+
+    from taskhub.runtime.registry_loader import Registry
+
+    found = asyncio.run(blocked.blockers_of(s, [view], Registry(tasks={spec.task_id: loaded})))
+    return blocked.with_blockers([watch.common_record(view)], found)[0]
 
 
 def submit_api(s: Settings, args: argparse.Namespace) -> dict[str, Any]:

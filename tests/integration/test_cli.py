@@ -125,6 +125,23 @@ def test_submit_show_runs_cancel(home: Home) -> None:
         assert result.returncode == 1 and "unknown run 'r-999'" in result.stderr, args
 
 
+def test_json_run_views_say_why_a_queued_run_waits(home: Home) -> None:
+    """SPEC section 5: the run view (REST and CLI --json) has `blocked_by` while queued, API or not."""
+    first = submit(home, "sleep")
+    later = submit(home, "noop", "--not-before", "2999-01-01T00:00:00Z")
+    expected = ["not_before", "no_live_worker", "runs_ahead"]
+    assert [b["reason"] for b in later["blocked_by"]] == expected  # type: ignore[attr-defined]
+    shown = json.loads(home.ok("show", str(later["run_id"]), "--json"))
+    assert [b["reason"] for b in shown["blocked_by"]] == expected
+    assert shown["blocked_by"][2]["count"] == 1 and shown["blocked_by"][0]["until"].startswith("2999-01-01")
+    listed = {r["run_id"]: r for r in json.loads(home.ok("runs", "--json"))["items"]}
+    assert [b["reason"] for b in listed[first["run_id"]]["blocked_by"]] == ["no_live_worker"]
+    assert [b["reason"] for b in listed[later["run_id"]]["blocked_by"]] == expected
+    assert "no live worker" in home.ok("show", str(first["run_id"]))
+    home.ok("cancel", str(first["run_id"]))
+    assert json.loads(home.ok("show", str(first["run_id"]), "--json"))["blocked_by"] is None  # not queued
+
+
 def test_follow_and_wait_exit_with_the_runs_code(home: Home) -> None:
     home.worker()
     result = home.run("submit", "hello_world", "-p", "target=follow", "-p", "times=2", "--follow")
