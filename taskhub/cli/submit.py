@@ -47,6 +47,14 @@ def parse_params_json(text: str | None) -> dict[str, Any]:
     return value
 
 
+def check_param_pairs(pairs: list[str]) -> None:
+    """`--param` takes key=value: anything else is a usage error (exit 2), like a malformed --json."""
+    for pair in pairs:
+        key, sep, _ = pair.partition("=")
+        if not sep or not key.strip():
+            raise common.UsageError(f"--param expects key=value, got {pair!r}")
+
+
 def _not_before(text: str | None) -> str | None:
     if text is None:
         return None
@@ -152,7 +160,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from taskhub.cli.client import api_available
 
     s = common.settings()
-    parse_params_json(args.params_json)  # a malformed --json is a usage error before anything else
+    parse_params_json(args.params_json)  # a malformed --json or --param is a usage error before anything else
+    check_param_pairs(args.param)
     via_api = api_available(s)
     run = submit_api(s, args) if via_api else submit_direct(s, args)
     run_id = run["run_id"]

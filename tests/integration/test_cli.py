@@ -88,6 +88,10 @@ def test_submit_bad_input(home: Home) -> None:
     assert result.returncode == 2
     assert "--json is not valid JSON" in result.stderr
 
+    for pair in ("target", "=x"):  # not key=value: a usage error, as a malformed --json is
+        result = home.run("submit", "hello_world", "--param", pair)
+        assert result.returncode == 2 and f"--param expects key=value, got {pair!r}" in result.stderr
+
     result = home.run("submit", "hello_world", "--json", "[1, 2]")
     assert result.returncode == 2
 
