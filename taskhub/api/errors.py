@@ -3,7 +3,8 @@
 TaskHubError carries its own status (404 unknown task or run, 409 illegal transition, 422 invalid
 params naming the field, 503 store trouble). Litestar's own errors keep their status, except that a
 request that fails validation against the handler's declared types (a body field of the wrong type,
-a query parameter out of range) answers 422 naming the field; a body that is not JSON answers 400.
+a query parameter out of range) answers 422 naming the field; a body that is not JSON answers 400, and
+so does one that is not UTF-8 (the JSON decoder raises UnicodeDecodeError for it, not a decode error).
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return error_response(status, detail, field, headers)
 
 
+def not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    """Raised while decoding a request body (query and path values are decoded with replacement)."""
+    return error_response(400, f"malformed body: not valid UTF-8 ({exc.reason} at byte {exc.start})")
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("api.internal_error method=%s path=%s", request.method, request.url.path, exc_info=exc)
     return error_response(500, INTERNAL_ERROR)
@@ -80,5 +86,6 @@ def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     TaskHubError: taskhub_error,
     HTTPException: http_error,
+    UnicodeDecodeError: not_utf8,
     Exception: internal_error,
 }

@@ -84,6 +84,8 @@ def test_idempotency_key_returns_the_first_run(client: httpx.Client) -> None:
     [
         (b'{"task_id": "noop", ', 400, None),
         (b"[1, 2]", 400, None),
+        (b'{"task_id": "noop", "params": {"a": "\xff"}}', 400, None),  # not UTF-8
+        (b'{"task_id": "no\xc3"}', 400, None),
         (b'{"task_id": "nope"}', 404, None),
         (b'{"task_id": "hello_world", "params": {"target": 5}}', 422, "target"),
         (b'{"task_id": "hello_world", "params": {"target": "x", "extra": 1}}', 422, "extra"),
@@ -101,6 +103,19 @@ def test_submit_rejections_append_nothing(client: httpx.Client, body: bytes, sta
     assert error["status_code"] == status and error["detail"]
     assert error.get("field") == field
     assert last_seq(client) == before
+
+
+def test_a_body_that_is_not_utf8_is_400_on_every_route(client: httpx.Client) -> None:
+    run = submit(client, "noop")
+    headers = {"Content-Type": "application/json"}
+    for url, body in (
+        ("/api/tasks/hello_world/preview", b'{"params": {"target": "\xff"}}'),
+        (f"/api/runs/{run['run_id']}/cancel", b'{"reason": "\xfe"}'),
+    ):
+        response = client.post(url, content=body, headers=headers)
+        assert response.status_code == 400, (url, response.text)
+        assert response.json()["status_code"] == 400 and "UTF-8" in response.json()["detail"]
+    assert client.get(f"/api/runs/{run['run_id']}").json()["status"] == "queued"
 
 
 def test_body_too_large_is_413(client: httpx.Client) -> None:
