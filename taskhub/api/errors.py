@@ -4,7 +4,8 @@ TaskHubError carries its own status (404 unknown task or run, 409 illegal transi
 params naming the field, 503 store trouble). Litestar's own errors keep their status, except that a
 request that fails validation against the handler's declared types (a body field of the wrong type,
 a query parameter out of range) answers 422 naming the field; a body that is not JSON answers 400, and
-so does one that is not UTF-8 (the JSON decoder raises UnicodeDecodeError for it, not a decode error).
+so does one that is not UTF-8 or is nested too deeply (the JSON decoder raises UnicodeDecodeError and
+RecursionError for those, not a decode error).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any
     return error_response(400, f"malformed body: not valid UTF-8 ({exc.reason} at byte {exc.start})")
 
 
+def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """msgspec's "maximum recursion depth exceeded while deserializing": the body, not us."""
+    if "deserializ" not in str(exc):
+        return internal_error(request, exc)
+    return error_response(400, "malformed body: nested too deeply")
+
+
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("api.internal_error method=%s path=%s", request.method, request.url.path, exc_info=exc)
     return error_response(500, INTERNAL_ERROR)
@@ -87,5 +95,6 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     TaskHubError: taskhub_error,
     HTTPException: http_error,
     UnicodeDecodeError: not_utf8,
+    RecursionError: too_deep,
     Exception: internal_error,
 }

@@ -8,10 +8,10 @@ RunOut in one write (whole.py), skipping Litestar's routing, parameter injection
 building (about a third of the request's CPU).
 
 Anything unusual goes to Litestar with the messages read so far replayed, so its answer is exactly
-what it would have been: a body that does not decode as a SubmitBody (400 malformed or not UTF-8, 422
-naming the field), one over the size limit (413), a client that disconnects mid-body. Errors raised by the
-submission itself (404 unknown task, 422 invalid params, 503 store trouble) are answered here with
-the same mapping as errors.py.
+what it would have been: a body that does not decode as a SubmitBody (400 malformed, not UTF-8 or
+nested too deeply, 422 naming the field), one over the size limit (413), a client that disconnects
+mid-body. Errors raised by the submission itself (404 unknown task, 422 invalid params, 503 store
+trouble) are answered here with the same mapping as errors.py.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class SubmitFastPath:
         if body is not None:
             try:
                 data = _DECODER.decode(body)
-            except (msgspec.MsgspecError, UnicodeDecodeError):  # not UTF-8: not a msgspec error
+            except Exception:  # not only MsgspecError: UnicodeDecodeError, RecursionError (Litestar answers)
                 data = None
         if data is None:
             await self.app(scope, _replay(messages, receive), send)

@@ -86,6 +86,7 @@ def test_idempotency_key_returns_the_first_run(client: httpx.Client) -> None:
         (b"[1, 2]", 400, None),
         (b'{"task_id": "noop", "params": {"a": "\xff"}}', 400, None),  # not UTF-8
         (b'{"task_id": "no\xc3"}', 400, None),
+        (b'{"task_id": "noop", "params": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}", 400, None),  # too deep
         (b'{"task_id": "nope"}', 404, None),
         (b'{"task_id": "hello_world", "params": {"target": 5}}', 422, "target"),
         (b'{"task_id": "hello_world", "params": {"target": "x", "extra": 1}}', 422, "extra"),
@@ -105,7 +106,7 @@ def test_submit_rejections_append_nothing(client: httpx.Client, body: bytes, sta
     assert last_seq(client) == before
 
 
-def test_a_body_that_is_not_utf8_is_400_on_every_route(client: httpx.Client) -> None:
+def test_a_body_not_utf8_or_too_deep_is_400_on_every_route(client: httpx.Client) -> None:
     run = submit(client, "noop")
     headers = {"Content-Type": "application/json"}
     for url, body in (
@@ -115,6 +116,9 @@ def test_a_body_that_is_not_utf8_is_400_on_every_route(client: httpx.Client) -> 
         response = client.post(url, content=body, headers=headers)
         assert response.status_code == 400, (url, response.text)
         assert response.json()["status_code"] == 400 and "UTF-8" in response.json()["detail"]
+    deep = b'{"params": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    response = client.post("/api/tasks/noop/preview", content=deep, headers=headers)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"], response.text
     assert client.get(f"/api/runs/{run['run_id']}").json()["status"] == "queued"
 
 
