@@ -28,7 +28,7 @@ from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 from taskhub.api.errors import INTERNAL_ERROR, error_bytes, taskhub_error_bytes
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import RunOut, SubmitBody
-from taskhub.api.tasks import checked_params
+from taskhub.api.params import checked_params
 from taskhub.api.views import cheap_blockers, run_out
 from taskhub.api.whole import send_whole
 from taskhub.errors import InvalidParams, TaskHubError

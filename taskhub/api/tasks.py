@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
 from litestar import get, post
 from litestar.datastructures import State
 
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import Argv, PreviewBody, TaskErrorOut, TaskList, TaskOut
-from taskhub.registry import TaskSpec, build_argv, params_schema, validate_params
+from taskhub.api.params import checked_params
+from taskhub.registry import params_schema
 from taskhub.runtime.registry_loader import LoadedTask
-
-
-def checked_params(spec: TaskSpec, raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Validate params (InvalidParams naming the field) and build the argv once, so a run that could
-    never start is refused at submission. Returns the params with defaults filled in, as JSON values."""
-    validated = validate_params(spec, raw)
-    argv = build_argv(spec, validated)
-    if isinstance(validated, msgspec.Struct):
-        params = msgspec.to_builtins(validated)
-    elif callable(dump := getattr(validated, "model_dump", None)):
-        params = dump(mode="json")
-    else:
-        params = dict(raw)
-    return params, argv
 
 
 def task_out(hub: Hub, loaded: LoadedTask) -> TaskOut:

@@ -90,6 +90,7 @@ def test_idempotency_key_returns_the_first_run(client: httpx.Client) -> None:
         (b'{"task_id": "nope"}', 404, None),
         (b'{"task_id": "hello_world", "params": {"target": 5}}', 422, "target"),
         (b'{"task_id": "hello_world", "params": {"target": "x", "extra": 1}}', 422, "extra"),
+        (b'{"task_id": "hello_world", "params": {"target": "a\\u0000b"}}', 422, "target"),  # no argv carries NUL
         (b'{"task_id": "noop", "priority": "high"}', 422, "priority"),
         (b'{"task_id": "noop", "priority": 10000000}', 422, "priority"),
         (b'{"task_id": "noop", "not_before": "yesterday"}', 422, "not_before"),

@@ -1,0 +1,52 @@
+"""Checking a submission's params: the one way the API and the CLI turn them into a run's params.
+
+Kept free of Litestar so the command line (taskhub/cli/submit.py) can use it without loading the web
+framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from taskhub.errors import InvalidParams
+from taskhub.registry import TaskSpec, build_argv, validate_params
+
+
+def checked_params(spec: TaskSpec, raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Validate params (InvalidParams naming the field) and build the argv once, so a run that could
+    never start is refused at submission. Returns the params with defaults filled in, as JSON values."""
+    validated = validate_params(spec, raw)
+    try:
+        argv = build_argv(spec, validated)
+    except InvalidParams as exc:
+        field = _nul_field(raw) if exc.field is None and "NUL" in str(exc) else None
+        if field is None:
+            raise
+        raise InvalidParams(f"{exc} (field `{field}`)", field=field) from None
+    if isinstance(validated, msgspec.Struct):
+        params = msgspec.to_builtins(validated)
+    elif callable(dump := getattr(validated, "model_dump", None)):
+        params = dump(mode="json")
+    else:
+        params = dict(raw)
+    return params, argv
+
+
+def _nul_field(raw: dict[str, Any]) -> str | None:
+    """The first param whose value carries a NUL byte (no command line can): the field to name."""
+    for key, value in raw.items():
+        if _has_nul(value):
+            return str(key)
+    return None
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
