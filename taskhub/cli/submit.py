@@ -96,18 +96,20 @@ def build_params(s: Settings, args: argparse.Namespace, need_local: bool) -> tup
 
 
 def submit_direct(s: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from taskhub.api.params import checked_params
     from taskhub.errors import InvalidParams
     from taskhub.events.store import EventStore
     from taskhub.projections import ops
     from taskhub.projections.decisions import decide_submit
-    from taskhub.registry import validate_params
 
     if not s.tasks_dir.is_dir():
         raise common.CliError(f"no tasks folder at {s.tasks_dir}; run from your TaskHub folder or set TASKHUB_HOME")
     params, loaded = build_params(s, args, need_local=True)
     spec = loaded.spec
     try:
-        validate_params(spec, params)
+        # As the API does: defaults filled in, and the argv built once (a run that could never start
+        # is refused now, not failed later with spawn_error).
+        params, _ = checked_params(spec, params)
         event = decide_submit(
             spec.task_id,
             params,

@@ -88,6 +88,9 @@ def test_submit_bad_input(home: Home) -> None:
     assert result.returncode == 2
     assert "--json is not valid JSON" in result.stderr
 
+    result = home.run("submit", "hello_world", "--json", '{"target": "a\\u0000b"}')  # no argv carries NUL
+    assert result.returncode == 1 and "(field `target`)" in result.stderr
+
     for pair in ("target", "=x"):  # not key=value: a usage error, as a malformed --json is
         result = home.run("submit", "hello_world", "--param", pair)
         assert result.returncode == 2 and f"--param expects key=value, got {pair!r}" in result.stderr
@@ -127,6 +130,8 @@ def test_submit_show_runs_cancel(home: Home) -> None:
     for args in (("show", "r-999"), ("logs", "r-999"), ("cancel", "r-999")):
         result = home.run(*args)
         assert result.returncode == 1 and "unknown run 'r-999'" in result.stderr, args
+
+    assert submit(home, "hello_world", "-p", "target=d")["params"] == {"target": "d", "times": 1}  # as the API
 
 
 def test_json_run_views_say_why_a_queued_run_waits(home: Home) -> None:
