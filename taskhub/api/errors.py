@@ -76,7 +76,8 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 def not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
     """Raised while decoding a request body (query and path values are decoded with replacement)."""
-    return error_response(400, f"malformed body: not valid UTF-8 ({exc.reason} at byte {exc.start})")
+    # exc.start counts from wherever the decoder was inside the body, not from its start: not shown
+    return error_response(400, f"malformed body: not valid UTF-8 ({exc.reason})")
 
 
 def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:

@@ -116,7 +116,7 @@ def test_a_body_not_utf8_or_too_deep_is_400_on_every_route(client: httpx.Client)
     ):
         response = client.post(url, content=body, headers=headers)
         assert response.status_code == 400, (url, response.text)
-        assert response.json()["status_code"] == 400 and "UTF-8" in response.json()["detail"]
+        assert response.json()["detail"] == "malformed body: not valid UTF-8 (invalid start byte)"
     deep = b'{"params": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
     response = client.post("/api/tasks/noop/preview", content=deep, headers=headers)
     assert response.status_code == 400 and "nested too deeply" in response.json()["detail"], response.text
