@@ -60,6 +60,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = evsub.add_parser("export", help="the log as JSON lines", description="Write the log as JSON lines"
                          " (one envelope each, hash included), in seq order, to stdout.")
     p.add_argument("--after", type=int, default=0, metavar="SEQ", help="only events after this seq")
+    # SPEC 8: every command that prints records has --json; these records are JSON lines already.
+    p.add_argument("--json", action="store_true", help="the same JSON lines (accepted like every command's --json)")
     p.set_defaults(func=cmd_export)
 
     maintenance.register(evsub)

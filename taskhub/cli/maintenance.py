@@ -27,6 +27,7 @@ def register(evsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     p = evsub.add_parser("rebuild", help="rebuild the stored projections from the log",
                          description="Replace the runs and workers tables with a fold of the log, atomically.")
+    p.add_argument("--json", action="store_true", help="print {runs, workers, last_seq}")
     p.set_defaults(func=cmd_rebuild)
 
     p = evsub.add_parser(
@@ -34,6 +35,7 @@ def register(evsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         " into an empty database (TASKHUB_DB), verifying every hash, then rebuild the projections.",
     )
     p.add_argument("file", metavar="FILE", help="the export (JSON lines); - for stdin")
+    p.add_argument("--json", action="store_true", help="print {events, runs, workers, db}")
     p.set_defaults(func=cmd_import)
 
 
@@ -76,7 +78,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         bar.close()
         store.close()
     runs, workers = len(state.runs), len(state.workers)
-    print(f"rebuilt {runs:,} runs and {workers:,} workers from the log (last seq {state.last_seq:,})")
+    if args.json:
+        output.print_json({"runs": runs, "workers": workers, "last_seq": state.last_seq})
+    else:
+        print(f"rebuilt {runs:,} runs and {workers:,} workers from the log (last seq {state.last_seq:,})")
     return common.EXIT_OK
 
 
@@ -124,5 +129,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         store.close()
-    print(f"imported {count:,} events ({len(state.runs):,} runs, {len(state.workers):,} workers) into {s.db_path}")
+    if args.json:
+        summary = {"events": count, "runs": len(state.runs), "workers": len(state.workers), "db": str(s.db_path)}
+        output.print_json(summary)
+    else:
+        print(f"imported {count:,} events ({len(state.runs):,} runs, {len(state.workers):,} workers) into {s.db_path}")
     return common.EXIT_OK

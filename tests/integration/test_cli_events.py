@@ -116,9 +116,12 @@ def test_export_import_round_trip_is_identical_and_audits_clean(home: Home, hist
     dump.write_text(exported)
     other = {"TASKHUB_DB": str(home.path / "copy" / "taskhub.db")}
 
-    result = home.run("events", "import", str(dump), env=other)
+    result = home.run("events", "import", str(dump), "--json", env=other)
     assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # SPEC 8: every command that prints records has --json
+    assert summary["events"] == exported.count("\n") and summary["db"] == other["TASKHUB_DB"]
     assert home.ok("events", "export", env=other) == exported
+    assert home.ok("events", "export", "--json", env=other) == exported  # JSON lines either way
     assert "audit clean" in home.ok("events", "audit", env=other)
     original = json.loads(home.ok("runs", "--json"))
     assert json.loads(home.ok("runs", "--json", env=other)) == original
@@ -184,4 +187,5 @@ def test_rebuild_repairs_the_projections(home: Home, history: dict[str, str]) ->
     result = home.run("events", "audit", env=env)
     assert result.returncode == 1 and "[projection]" in result.stdout
     assert "rebuilt 3 runs" in home.ok("events", "rebuild", env=env)
+    assert json.loads(home.ok("events", "rebuild", "--json", env=env))["runs"] == 3
     assert "audit clean" in home.ok("events", "audit", env=env)
