@@ -19,6 +19,13 @@ from taskhub.projections import queries
 MAX_PAGE = 10_000
 
 
+def all_values(request: Request[Any, Any, Any], name: str, declared: str | None) -> str | None:
+    """A comma-separated filter given once (`?type=a,b`) or repeated (`?type=a&type=b`): every value
+    counts, instead of the last one silently replacing the others."""
+    values = request.query_params.getall(name, [])
+    return ",".join(str(v) for v in values) if len(values) > 1 else declared
+
+
 def parse_types(raw: str | None) -> list[str] | None:
     types = [x.strip() for x in (raw or "").split(",") if x.strip()]
     for name in types:
@@ -30,13 +37,14 @@ def parse_types(raw: str | None) -> list[str] | None:
 @get("/api/events", operation_id="listEvents", summary="A page of the log, in seq order, optionally filtered")
 async def list_events(
     state: State,
+    request: Request[Any, Any, Any],
     after: Annotated[int, Parameter(ge=0, le=MAX_SQL_INT)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 1000,
     run_id: str | None = None,
     type_: Annotated[str | None, Parameter(query="type", description="comma-separated event types")] = None,
 ) -> EventPage:
     hub = hub_of(state)
-    types = parse_types(type_)
+    types = parse_types(all_values(request, "type", type_))
     head = await queries.last_seq(hub.log.reader)  # read first: everything up to it is in this answer or filtered
     envs = await hub.log.read(after=after, limit=limit, run_id=run_id, types=types)
     items = [EventOut(**envelope_dict(e)) for e in envs]
@@ -70,7 +78,7 @@ async def stream_events(
     type_: Annotated[str | None, Parameter(query="type", description="comma-separated event types")] = None,
 ) -> EventStream:
     hub = hub_of(state)
-    types = parse_types(type_)
+    types = parse_types(all_values(request, "type", type_))
     start = _resume_point(request, after)
     killer = hub.slots.acquire()
     frames = stream_frames(hub.broadcaster, start, run_id, types, killer, hub.keepalive_s)

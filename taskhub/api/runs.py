@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from taskhub.api.events import all_values
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import MAX_SQL_INT, CancelBody, EventOut, EventPage, RunOut, RunPage, SubmitBody
 from taskhub.api.submit import submit, submitted
@@ -60,13 +61,14 @@ async def submit_run(state: State, data: SubmitBody) -> Response[RunOut]:
 @get("/api/runs", operation_id="listRuns", summary="Runs, newest first, in pages stable under concurrent inserts")
 async def list_runs(
     state: State,
+    request: Request[Any, Any, Any],
     status: Annotated[str | None, Parameter(description="comma-separated statuses")] = None,
     task_id: str | None = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
 ) -> RunPage:
     hub = hub_of(state)
-    statuses = [s for s in (status or "").split(",") if s]
+    statuses = [s.strip() for s in (all_values(request, "status", status) or "").split(",") if s.strip()]
     for s in statuses:
         if s not in t.STATUSES:
             raise InvalidParams(f"unknown status {s!r}; one of {', '.join(t.STATUSES)}", field="status")

@@ -153,6 +153,8 @@ def test_list_runs_filters(client: httpx.Client, api: ApiServer) -> None:
     assert all(r["status"] == "queued" and r["task_id"] == "sleep" for r in queued)
     both = client.get("/api/runs", params={"task_id": "sleep", "status": "queued,claimed"}).json()["items"]
     assert {a["run_id"], b["run_id"]} <= {r["run_id"] for r in both}
+    repeated = client.get("/api/runs", params=[("task_id", "sleep"), ("status", "queued"), ("status", "claimed")])
+    assert repeated.json()["items"] == both  # ?status=a&status=b: both count, not only the last
     bad = client.get("/api/runs", params={"status": "sleeping"})
     assert bad.status_code == 422 and bad.json()["field"] == "status"
     assert client.get("/api/runs", params={"limit": 0}).json()["field"] == "limit"
@@ -259,6 +261,10 @@ def test_events_page_filters_and_last_seq(client: httpx.Client) -> None:
     assert page["last_seq"] >= head
     only = client.get("/api/events", params={"type": "cancelled", "after": head - 1}).json()
     assert [e["seq"] for e in only["items"]] == [head]
+    pairs = [("run_id", run["run_id"]), ("type", "submitted"), ("type", "cancelled")]
+    repeated = client.get("/api/events", params=pairs)
+    assert [e["type"] for e in repeated.json()["items"]] == ["submitted", "cancelled"]  # not only the last type
+    assert client.get("/api/events", params=[("type", "submitted"), ("type", "exploded")]).status_code == 422
     first = client.get("/api/events", params={"limit": 2}).json()
     assert [e["seq"] for e in first["items"]] == [1, 2] and first["last_seq"] == 2
     envelope = first["items"][0]

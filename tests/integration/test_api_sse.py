@@ -145,6 +145,10 @@ def test_filters_by_run_and_type(client: httpx.Client) -> None:
     with sse(client, "/api/events/stream", params={"after": head, "type": "cancelled,retry_scheduled"}) as stream:
         frames = stream.events(2)
     assert [f.json()["run_id"] for f in frames] == [a, b] and {f.event for f in frames} == {"cancelled"}
+    repeated = [("after", head), ("run_id", b), ("type", "cancelled"), ("type", "submitted")]
+    with sse(client, "/api/events/stream", params=repeated) as stream:  # ?type=a&type=b: both count
+        frames = stream.events(2)
+    assert [f.event for f in frames] == ["submitted", "cancelled"]
     bad = client.get("/api/events/stream", params={"type": "nope"})
     assert bad.status_code == 422 and bad.json()["field"] == "type"
     bad_id = client.get("/api/events/stream", headers={"Last-Event-ID": "abc"})
