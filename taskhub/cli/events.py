@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = evsub.add_parser("tail", help="print (and follow) the log", description="Print the log, optionally live.")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events as they commit")
     p.add_argument("--run", metavar="RUN_ID", help="only this run's events")
-    p.add_argument("--type", metavar="T[,T...]", help="only these event types (comma-separated)")
+    p.add_argument(
+        "--type", metavar="T[,T...]", action="append", help="only these event types (comma-separated, or repeated)"
+    )
     p.add_argument("--after", type=int, default=0, metavar="SEQ", help="start after this seq")
     p.add_argument("--json", action="store_true", help="one envelope per line, as JSON")
     p.set_defaults(func=cmd_tail)
@@ -67,9 +69,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     maintenance.register(evsub)
 
 
-def parse_types(text: str | None) -> list[str] | None:
+def parse_types(given: list[str] | None) -> list[str] | None:
+    """`--type a,b` or `--type a --type b`: every value counts (a repeat used to replace the first)."""
     from taskhub.events.types import TYPE_NAMES
 
+    text = ",".join(given or ())
     if not text:
         return None
     types = [t.strip() for t in text.split(",") if t.strip()]

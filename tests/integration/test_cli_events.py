@@ -64,6 +64,7 @@ def test_tail_json_one_envelope_per_line(home: Home, history: dict[str, str]) ->
     assert {e["run_id"] for e in only} == {history["failed"]}
     typed = home.ok("events", "tail", "--json", "--type", "submitted,cancelled").splitlines()
     assert {json.loads(x)["type"] for x in typed} == {"submitted", "cancelled"}
+    assert home.ok("events", "tail", "--json", "--type", "submitted", "--type", "cancelled").splitlines() == typed
     after = home.ok("events", "tail", "--json", "--after", str(events[-2]["seq"])).splitlines()
     assert [json.loads(x)["seq"] for x in after] == [events[-1]["seq"]]
 
