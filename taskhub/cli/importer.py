@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from taskhub.events.store import GENESIS_HASH, EventStore, chain_hash, stream_of
+from taskhub.events.chain import ChainVerifier
+from taskhub.events.store import EventStore, stream_of
 from taskhub.events.types import Envelope, decode_event
 
 ENVELOPE_KEYS = ("seq", "ts", "type", "run_id", "worker_id", "data", "hash")
@@ -85,7 +86,7 @@ def import_lines(
     Refuses (ImportRefused; the caller rolls back) a chain that does not start at the genesis (an
     export made with --after), a seq out of order, or a hash that does not match the event's content.
     """
-    prev_hash, prev_seq = GENESIS_HASH, 0
+    chain, prev_seq = ChainVerifier(), 0
     versions: dict[str, int] = {}
     pending: list[tuple[object, ...]] = []
     count = 0
@@ -95,7 +96,7 @@ def import_lines(
         row, raw, stream, env = parse_line(line, lineno)
         if row.seq <= prev_seq:
             raise ImportRefused(f"line {lineno}: seq {row.seq} does not follow {prev_seq}")
-        if chain_hash(prev_hash, row.seq, row.ts, row.type, stream, raw) != row.hash:
+        if not chain.check(row.seq, row.ts, row.type, stream, row.worker_id, raw, row.hash):
             where = (
                 "the first event does not start the chain (an export made with --after cannot be imported)"
                 if prev_seq == 0
@@ -106,7 +107,7 @@ def import_lines(
         pending.append((row.seq, row.ts, row.type, stream, version, row.run_id, row.worker_id, raw, row.hash))
         if len(pending) >= BATCH:
             _insert(conn, pending)
-        prev_hash, prev_seq = row.hash, row.seq
+        prev_seq = row.seq
         count += 1
         if on_event is not None:
             on_event(env)

@@ -6,7 +6,6 @@ for writing. Projections update their tables through `Txn.conn` inside the same 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from taskhub.errors import ConcurrencyConflict, StoreError
+from taskhub.events.chain import GENESIS_HASH, chain_hash
 from taskhub.events.checkpointer import Checkpointer
 from taskhub.events.clock import iso
 from taskhub.events.schema import FREQUENT_TYPES, FREQUENT_TYPES_SQL, migrate
@@ -24,7 +24,6 @@ from taskhub.events.types import ENCODER, Envelope, Event, decode_event
 from taskhub.events.write_gate import WriteGate
 
 log = logging.getLogger(__name__)
-_sha256 = hashlib.sha256
 _encode_event = ENCODER.encode
 
 BUSY_TIMEOUT_MS = 5_000
@@ -33,7 +32,6 @@ BUSY_TIMEOUT_MS = 5_000
 CHECKPOINT_COMMITS = 250
 CHECKPOINT_CHANGES = 4_000
 BEGIN_ATTEMPTS = 20  # x busy timeout before a writer gives up with StoreError
-GENESIS_HASH = "0" * 64
 DURABLE_LEVELS = frozenset({"FULL", "EXTRA", "2", "3"})  # synchronous settings whose commits are fsynced
 VERSION_CACHE_MAX = 65_536  # streams whose version EventStore remembers between transactions
 EVENT_COLUMNS = "seq, ts, type, run_id, worker_id, data, hash"
@@ -85,11 +83,6 @@ def _set_up(conn: sqlite3.Connection, synchronous: str, readonly: bool) -> None:
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
-
-
-def chain_hash(prev: str, seq: int, ts: str, type_: str, stream: str, data: bytes) -> str:
-    """H(prev_hash, seq, ts, type, stream, data): each event's hash commits to all before it."""
-    return _sha256(f"{prev}|{seq}|{ts}|{type_}|{stream}|".encode() + data).hexdigest()  # one buffer, one call
 
 
 def stream_of(run_id: str | None, worker_id: str | None) -> str:
@@ -202,7 +195,7 @@ class Txn:
         name: str = event.__struct_config__.tag  # type: ignore[assignment]
         data = _encode_event(event)
         ts = self.ts
-        digest = chain_hash(self.last_hash, seq, ts, name, stream, data)
+        digest = chain_hash(self.last_hash, seq, ts, name, stream, worker_id, data)
         try:
             self._cursor.execute(_INSERT_SQL, (seq, ts, name, stream, version, run_id, worker_id, data, digest))
         except sqlite3.IntegrityError as exc:
@@ -397,9 +390,13 @@ class EventStore:
             for seq, ts, type_, run_id, worker_id, data, hash_ in rows:
                 yield make(seq, ts, type_, run_id, worker_id, decode(data), hash_)
 
-    def iter_raw(self, batch: int = 20_000) -> Iterator[tuple[int, str, str, str, str | None, str | None, bytes, str]]:
-        """Rows as stored, for the hash-chain check."""
-        cur = self.conn.execute("SELECT seq, ts, type, stream, run_id, worker_id, data, hash FROM events ORDER BY seq")
+    def iter_raw(
+        self, batch: int = 20_000
+    ) -> Iterator[tuple[int, str, str, str, int, str | None, str | None, bytes, str]]:
+        """Rows as stored (seq, ts, type, stream, version, run_id, worker_id, data, hash), for audit."""
+        cur = self.conn.execute(
+            "SELECT seq, ts, type, stream, version, run_id, worker_id, data, hash FROM events ORDER BY seq"
+        )
         while rows := cur.fetchmany(batch):
             yield from rows
 

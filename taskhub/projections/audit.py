@@ -8,7 +8,8 @@ from contextlib import contextmanager
 
 import msgspec
 
-from taskhub.events.store import GENESIS_HASH, EventStore, chain_hash
+from taskhub.events.chain import ChainVerifier
+from taskhub.events.store import EventStore
 from taskhub.events.types import FENCED_TYPES, Claimed, Envelope, Exited, Reaped, Submitted, decode_event
 from taskhub.projections import transitions as t
 from taskhub.projections.runs import RunView, apply_run
@@ -35,27 +36,52 @@ ROWS = 500
 
 
 class _Chain:
-    """Each row's hash must equal H(previous row's stored hash, its own fields); seqs have no gaps."""
+    """Each row's hash must follow the one before (taskhub.events.chain), seqs have no gaps, and the
+    columns the hash does not cover must be what the covered ones make them: run_id and worker_id
+    as the stream names them, version the event's place in its stream."""
 
     def __init__(self) -> None:
-        self.prev_hash, self.prev_seq = GENESIS_HASH, 0
+        self.verifier = ChainVerifier()
+        self.prev_seq = 0
+        self.versions: dict[str, int] = {}
         self.violations: list[Violation] = []
 
-    def check(self, seq: int, ts: str, type_: str, stream: str, data: bytes | str, stored: str) -> None:
+    def check(
+        self,
+        seq: int,
+        ts: str,
+        type_: str,
+        stream: str,
+        version: int,
+        run_id: str | None,
+        worker_id: str | None,
+        data: bytes | str,
+        stored: str,
+    ) -> None:
         found = self.violations
         if seq != self.prev_seq + 1:
             found.append(Violation("chain", f"seq jumps from {self.prev_seq} to {seq}: events are missing", seq))
+        self.prev_seq = seq
         raw = data.encode() if isinstance(data, str) else bytes(data)  # a rewritten row may hold TEXT
-        if chain_hash(self.prev_hash, seq, ts, type_, stream, raw) != stored:
+        if not self.verifier.check(seq, ts, type_, stream, worker_id, raw, stored):
             found.append(Violation("chain", "hash does not match the event's content: the row was altered", seq))
-        self.prev_hash, self.prev_seq = stored, seq
+        if run_id is not None:
+            named = stream == f"run:{run_id}"
+        else:
+            named = worker_id is not None and stream == f"worker:{worker_id}"
+        if not named:
+            found.append(Violation("chain", f"stream {stream!r} does not name the row's run or worker", seq))
+        expected = self.versions.get(stream, 0) + 1
+        if version != expected:
+            found.append(Violation("chain", f"{stream} has version {version} where {expected} belongs", seq))
+        self.versions[stream] = expected  # the place, not the stored number: one bad row, one finding
 
 
 def check_chain(store: EventStore) -> list[Violation]:
     """Verify the hash chain alone."""
     chain = _Chain()
-    for seq, ts, type_, stream, _run, _worker, data, stored in store.iter_raw(batch=ROWS):
-        chain.check(seq, ts, type_, stream, data, stored)
+    for row in store.iter_raw(batch=ROWS):
+        chain.check(*row)
     return chain.violations
 
 
@@ -123,8 +149,10 @@ def audit(store: EventStore, progress: Progress | None = None) -> list[Violation
     decode = decode_event
     with read_snapshot(store.conn), gc_paused():
         total = store.last_seq()
-        for n, (seq, ts, type_, stream, run_id, worker_id, data, stored) in enumerate(store.iter_raw(batch=ROWS), 1):
-            chain.check(seq, ts, type_, stream, data, stored)
+        for n, (seq, ts, type_, stream, version, run_id, worker_id, data, stored) in enumerate(
+            store.iter_raw(batch=ROWS), 1
+        ):
+            chain.check(seq, ts, type_, stream, version, run_id, worker_id, data, stored)
             checker.fold(Envelope(seq, ts, type_, run_id, worker_id, decode(data), stored))
             if progress is not None and n % 50_000 == 0:
                 progress(n, total)

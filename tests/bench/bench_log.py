@@ -38,9 +38,10 @@ from typing import Any
 
 import msgspec
 
+from taskhub.events.chain import GENESIS_HASH, chain_hash
 from taskhub.events.clock import iso
 from taskhub.events.log import Log
-from taskhub.events.store import GENESIS_HASH, EventStore, Txn, chain_hash
+from taskhub.events.store import EventStore, Txn
 from taskhub.events.types import (
     EVENT_DECODER,
     Claimed,
@@ -326,8 +327,9 @@ def generate_history(path: Path, runs: int) -> int:
             seq += 1
             data = encode_event(event)
             type_ = event.__struct_config__.tag
-            prev = chain_hash(prev, seq, ts, type_, stream, data)
-            batch.append((seq, ts, type_, stream, version, run_id, None if version == 1 else "w-1", data, prev))
+            worker = None if version == 1 else "w-1"
+            prev = chain_hash(prev, seq, ts, type_, stream, worker, data)
+            batch.append((seq, ts, type_, stream, version, run_id, worker, data, prev))
         if len(batch) >= 100_000:
             conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)", batch)
             batch.clear()
@@ -353,12 +355,12 @@ def _raw_replay(path: Path) -> int:
 def _raw_audit(path: Path) -> int:
     """The audit's baseline: rows + msgspec decode + the sha256 chain, with plain sqlite3 and hashlib."""
     conn = sqlite3.connect(path)
-    cur = conn.execute("SELECT seq, ts, type, stream, data, hash FROM events ORDER BY seq")
-    decode, sha256, prev, n = EVENT_DECODER.decode, hashlib.sha256, GENESIS_HASH, 0
+    cur = conn.execute("SELECT seq, ts, type, stream, worker_id, data, hash FROM events ORDER BY seq")
+    decode, sha256, encode, prev, n = EVENT_DECODER.decode, hashlib.sha256, msgspec.json.encode, GENESIS_HASH, 0
     while rows := cur.fetchmany(500):
-        for seq, ts, type_, stream, data, stored in rows:
+        for seq, ts, type_, stream, worker_id, data, stored in rows:
             decode(data)
-            if sha256(f"{prev}|{seq}|{ts}|{type_}|{stream}|".encode() + data).hexdigest() != stored:
+            if sha256(encode((prev, seq, ts, type_, stream, worker_id)) + data).hexdigest() != stored:
                 raise AssertionError(f"the chain breaks at {seq}")
             prev = stored
         n += len(rows)

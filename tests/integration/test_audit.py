@@ -125,3 +125,41 @@ def test_a_commit_while_auditing_is_not_a_difference(store: EventStore, monkeypa
         other.close()
     monkeypatch.undo()
     assert audit(store) == []  # and the next audit sees the heartbeat in both
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("worker_id", "'w-9'", "hash does not match"),  # hashed since schema v6
+        ("run_id", "'r-2'", "does not name the row's run or worker"),  # named by the (hashed) stream
+        ("version", "7", "run:r-1 has version 7 where 2 belongs"),  # the event's place in its stream
+    ],
+)
+def test_every_column_of_a_row_is_covered(store: EventStore, column: str, value: str, message: str) -> None:
+    """Who reported an event (worker_id) is hashed; run_id and version are checked against what the
+    hashed columns make them. Each edit is reported at its row, and nothing else is."""
+    write(store, "r-1", Submitted(task_id="t", params={}), worker=None)
+    (claim,) = write(store, "r-1", Claimed(attempt=1, fence=2, lease_expires_at=LEASE))
+    write(store, "r-1", started(2))
+    rebuild(store)
+    assert audit(store) == []
+    store.conn.execute("DROP TRIGGER events_no_update")
+    store.conn.execute(f"UPDATE events SET {column} = {value} WHERE seq = ?", (claim,))
+    found = check_chain(store)
+    assert [(v.seq, message in v.message) for v in found] == [(claim, True)], found
+
+
+def test_a_log_begun_in_the_legacy_chain_form_audits_clean(store: EventStore) -> None:
+    """Events appended before schema v6 keep their legacy hashes; those after them are in the new form."""
+    from taskhub.events.chain import GENESIS_HASH, legacy_chain_hash
+
+    store.conn.execute("DROP TRIGGER events_no_update")
+    write(store, "r-1", Submitted(task_id="t", params={}), worker=None)
+    write(store, "r-1", Claimed(attempt=1, fence=2, lease_expires_at=LEASE))
+    prev = GENESIS_HASH
+    for seq, ts, type_, stream, data in store.conn.execute("SELECT seq, ts, type, stream, data FROM events").fetchall():
+        prev = legacy_chain_hash(prev, seq, ts, type_, stream, data)
+        store.conn.execute("UPDATE events SET hash = ? WHERE seq = ?", (prev, seq))
+    write(store, "r-1", started(2))  # chained to the legacy head, in the new form
+    rebuild(store)
+    assert audit(store) == []

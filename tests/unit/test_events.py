@@ -9,8 +9,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from taskhub.events.chain import GENESIS_HASH, ChainVerifier, chain_hash, legacy_chain_hash
 from taskhub.events.clock import iso, parse_iso
-from taskhub.events.store import GENESIS_HASH, EventStore, chain_hash, stream_of
+from taskhub.events.store import EventStore, stream_of
 from taskhub.events.types import (
     EVENT_TYPES,
     FENCED_TYPES,
@@ -197,12 +198,31 @@ def test_golden_rows_decode_with_todays_decoder() -> None:
 
 
 def test_golden_rows_form_a_valid_hash_chain() -> None:
+    """Written before schema v6: every row in the legacy form (worker_id not hashed), still verified."""
     prev = GENESIS_HASH
+    verifier = ChainVerifier()
     for expected_seq, row in enumerate(golden_rows(), 1):
         assert row.seq == expected_seq
         stream = stream_of(row.run_id, row.worker_id)
-        assert chain_hash(prev, row.seq, row.ts, row.type, stream, bytes(row.data)) == row.hash, row.seq
+        assert legacy_chain_hash(prev, row.seq, row.ts, row.type, stream, bytes(row.data)) == row.hash, row.seq
+        assert verifier.check(row.seq, row.ts, row.type, stream, row.worker_id, bytes(row.data), row.hash)
         prev = row.hash
+
+
+def test_the_chain_may_go_on_from_the_legacy_form_but_never_back() -> None:
+    data = b'{"type":"heartbeat","fence":1,"lease_expires_at":"2026-01-01T00:00:00.000000Z"}'
+    ts, stream = "2026-01-01T00:00:00.000000Z", "run:r-1"
+    first = legacy_chain_hash(GENESIS_HASH, 1, ts, "heartbeat", stream, data)
+    second = chain_hash(first, 2, ts, "heartbeat", stream, "w-1", data)
+    third_legacy = legacy_chain_hash(second, 3, ts, "heartbeat", stream, data)
+    verifier = ChainVerifier()
+    assert verifier.check(1, ts, "heartbeat", stream, "w-1", data, first)
+    assert verifier.check(2, ts, "heartbeat", stream, "w-1", data, second)
+    assert not verifier.check(3, ts, "heartbeat", stream, "w-1", data, third_legacy)
+    # The new form covers worker_id: the same row said to come from another worker does not verify.
+    assert not ChainVerifier().check(
+        1, ts, "heartbeat", stream, "w-2", data, chain_hash(GENESIS_HASH, 1, ts, "heartbeat", stream, "w-1", data)
+    )
 
 
 def test_golden_history_rebuilds_and_audits_clean(tmp_path: Path) -> None:
