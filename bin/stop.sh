@@ -66,7 +66,8 @@ kill_orphaned_runs() {
   local env_file pid n=0
   for env_file in /proc/[0-9]*/environ; do
     pid=${env_file#/proc/}; pid=${pid%/environ}
-    if tr '\0' '\n' < "$env_file" 2>/dev/null | grep -q "^TASKHUB_RUN_DIR=$TASKHUB_HOME/data/runs/"; then
+    # Processes of other users, or gone meanwhile, cannot be read: nothing to say about them.
+    if { tr '\0' '\n' < "$env_file"; } 2>/dev/null | grep -q "^TASKHUB_RUN_DIR=$TASKHUB_HOME/data/runs/"; then
       kill -KILL "$pid" 2>/dev/null && n=$((n + 1))
     fi
   done

@@ -110,7 +110,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         raise ConfigError(
             f"TASKHUB_HEARTBEAT_S ({heartbeat_s:g}) must be less than half of TASKHUB_LEASE_S ({lease_s:g})"
         )
-    port = int(_number(env, "TASKHUB_PORT", PORT))
+    port = _count(env, "TASKHUB_PORT", PORT)
+    if not 0 < port < 65536:
+        raise ConfigError(f"TASKHUB_PORT must be a TCP port (1-65535), got {env.get('TASKHUB_PORT')!r}")
     allowed = tuple(h.strip() for h in (env.get("TASKHUB_ALLOWED_HOSTS") or "").split(",") if h.strip())
     synchronous = (env.get("TASKHUB_SYNCHRONOUS") or "FULL").upper()
     if synchronous not in ("FULL", "NORMAL", "EXTRA"):

@@ -29,11 +29,12 @@ from taskhub.api.errors import INTERNAL_ERROR, error_bytes, taskhub_error_bytes
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import RunOut, SubmitBody
 from taskhub.api.params import checked_params
-from taskhub.api.views import cheap_blockers, run_out
+from taskhub.api.views import cheap_blockers, limit_blocker, run_out
 from taskhub.api.whole import send_whole
 from taskhub.errors import InvalidParams, TaskHubError
 from taskhub.events.clock import iso, parse_iso
 from taskhub.projections import ops
+from taskhub.projections import transitions as t
 from taskhub.projections.decisions import decide_submit
 from taskhub.projections.runs import RunView
 
@@ -74,10 +75,14 @@ async def submit(hub: Hub, body: SubmitBody, retry_of: str | None = None) -> tup
 
 
 async def submitted(hub: Hub, body: SubmitBody) -> tuple[RunOut, int]:
-    """The answer to a submission: the queued run (with the blockers that cost no query) and 201, or
-    the first run and 200 on a repeated idempotency key."""
+    """The answer to a submission: the queued run and 201, or the first run and 200 on a repeated
+    idempotency key. Its blocked_by leaves out only the runs ahead (a count over the queue, too dear
+    for every submit: GET the run for it)."""
     view, created = await submit(hub, body)
     blocked = await cheap_blockers(view, hub.log.reader, hub.live, hub.clock())
+    loaded = hub.registry.tasks.get(view.task_id)
+    if view.status == t.QUEUED and (held := await limit_blocker(view, hub.log.reader, loaded)) is not None:
+        blocked.append(held)
     return run_out(view, blocked), 201 if created else 200
 
 

@@ -17,7 +17,7 @@ from taskhub.events.clock import parse_iso
 from taskhub.projections import queries
 from taskhub.projections import transitions as t
 from taskhub.projections.runs import RunView
-from taskhub.runtime.registry_loader import Registry
+from taskhub.runtime.registry_loader import LoadedTask, Registry
 
 LIVENESS_TTL_S = 1.0  # worker liveness is re-checked at most this often
 _HIDDEN = ("num", "reaped")  # internal: the submission ordinal (cursors carry it) and the audit counter
@@ -86,6 +86,21 @@ async def cheap_blockers(view: RunView, conn: aiosqlite.Connection, live: LiveWo
     return out
 
 
+async def limit_blocker(view: RunView, conn: aiosqlite.Connection, loaded: LoadedTask | None) -> Blocker | None:
+    """The task's max_concurrency, if its runs hold it all (one query, for a task with a limit only)."""
+    limit = loaded.spec.max_concurrency if loaded is not None else None
+    if limit is None:
+        return None
+    holders = await queries.active_of_task(conn, view.task_id)
+    if len(holders) < limit:
+        return None
+    return Blocker(
+        reason="max_concurrency",
+        message=f"task {view.task_id} is at its limit of {limit} concurrent runs: {', '.join(holders)}",
+        runs=holders,
+    )
+
+
 async def blockers(
     view: RunView, conn: aiosqlite.Connection, registry: Registry, live: LiveWorkers, now: float
 ) -> list[Blocker] | None:
@@ -94,17 +109,8 @@ async def blockers(
         return None
     out = await cheap_blockers(view, conn, live, now)
     loaded = registry.tasks.get(view.task_id)
-    limit = loaded.spec.max_concurrency if loaded is not None else None
-    if limit is not None:
-        holders = await queries.active_of_task(conn, view.task_id)
-        if len(holders) >= limit:
-            out.append(
-                Blocker(
-                    reason="max_concurrency",
-                    message=f"task {view.task_id} is at its limit of {limit} concurrent runs: {', '.join(holders)}",
-                    runs=holders,
-                )
-            )
+    if (held := await limit_blocker(view, conn, loaded)) is not None:
+        out.append(held)
     if loaded is None:
         out.append(Blocker(reason="unknown_task", message=f"task {view.task_id} is not loaded; workers cannot run it"))
     ahead = await queries.count_ahead(conn, view)

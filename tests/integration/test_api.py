@@ -277,8 +277,11 @@ def test_events_page_filters_and_last_seq(client: httpx.Client) -> None:
 
 def test_blocked_by_explains_the_wait(client: httpx.Client, api: ApiServer) -> None:
     holder = submit(client, "limited", params={"n": 1}, priority=900_000)
+    assert "max_concurrency" not in {b["reason"] for b in holder["blocked_by"]}
     claim(api.db, holder["run_id"])
     waiting = submit(client, "limited", params={"n": 2}, priority=900_000)
+    # The submission's own answer says so too (all but the runs ahead, a count too dear per submit).
+    assert [b["runs"] for b in waiting["blocked_by"] if b["reason"] == "max_concurrency"] == [[holder["run_id"]]]
     later = submit(client, "noop", not_before="2999-01-01T00:00:00Z", priority=-5)
     view = client.get(f"/api/runs/{waiting['run_id']}").json()
     reasons = {b["reason"]: b for b in view["blocked_by"]}

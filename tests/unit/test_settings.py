@@ -27,3 +27,11 @@ def test_ready_per_slot_is_a_whole_number_and_zero_turns_it_off() -> None:
     for bad in ("1.5", "-1", "many"):
         with pytest.raises(ConfigError, match="TASKHUB_READY_PER_SLOT"):
             load_settings({"TASKHUB_READY_PER_SLOT": bad})
+
+
+def test_the_port_is_a_tcp_port() -> None:
+    assert load_settings({}).port == 8000
+    assert load_settings({"TASKHUB_PORT": "8765"}).port == 8765
+    for bad in ("70000", "0", "-1", "80.5", "http"):
+        with pytest.raises(ConfigError, match="TASKHUB_PORT"):
+            load_settings({"TASKHUB_PORT": bad})
