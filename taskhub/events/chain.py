@@ -4,9 +4,9 @@ A column is covered either by the hash itself (seq, ts, type, stream, worker_id,
 derived from covered ones, which audit checks: `run_id` is named by a run's stream, `worker_id` by a
 worker's, and `version` is the event's place in its stream (1, 2, 3 ...).
 
-Logs written before schema v6 hash each event without its worker_id (the legacy form). A chain may start in
-that form and go on in this one, never the other way round: once one event carries the new hash,
-every later one must, so an edit cannot pass off a row as legacy to hide a changed worker_id.
+Logs written before schema v6 hash each event without its worker_id (the legacy form). A chain may
+start in that form and go on in this one, never the other way round: once one event carries the new
+hash, every later one must, so an edit cannot pass off a row as legacy to hide a changed worker_id.
 """
 
 from __future__ import annotations
