@@ -248,3 +248,11 @@ def test_golden_history_rebuilds_and_audits_clean(tmp_path: Path) -> None:
         assert state.workers["w-1"].stopped_at is not None
     finally:
         store.close()
+
+
+def test_the_hash_form_is_pinned() -> None:
+    """A known answer: the stored hashes of every log written since schema v6 depend on this exact
+    form, sha256 of the JSON array [prev, seq, ts, type, stream, worker_id] followed by the data."""
+    data = b'{"type":"claimed","attempt":1,"fence":1,"lease_expires_at":"2026-11-28T06:31:00.123456Z"}'
+    digest = chain_hash(GENESIS_HASH, 1, "2026-11-28T06:30:00.123456Z", "claimed", "run:r-7", "w-1", data)
+    assert digest == "e72d9afddc0ffebf585f966158183c9d355865c7c5f93c0962bd2bb32cb89f2d"
