@@ -61,6 +61,20 @@ def view(store: EventStore, run_id: str) -> RunView:
     return found
 
 
+def database_at_version(tmp_path: Path, version: int) -> Path:
+    """A database file as TaskHub left it at schema `version`: the first migrations only."""
+    from taskhub.events.schema import MIGRATIONS, _statements
+
+    path = tmp_path / f"v{version}.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:version]:
+        for statement in _statements(script):
+            old.execute(statement)
+    old.execute(f"PRAGMA user_version = {version}")
+    old.close()
+    return path
+
+
 def started(v: RunView) -> Started:
     return Started(fence=v.fence or 0, pid=4321, pgid=4321, create_time=T0, host="h", argv=["x"])
 
@@ -467,14 +481,7 @@ def test_a_commit_that_appended_rings_the_lock_file(store: EventStore) -> None:
 
 def test_a_version_1_database_is_migrated_forward_keeping_its_events(tmp_path: Path) -> None:
     """Forward migration: a file written by schema v1 opens at today's version, its log intact."""
-    from taskhub.events.schema import MIGRATIONS, _statements
-
-    path = tmp_path / "v1.db"
-    old = sqlite3.connect(path, isolation_level=None)
-    for statement in _statements(MIGRATIONS[0]):
-        old.execute(statement)
-    old.execute("PRAGMA user_version = 1")
-    old.close()
+    path = database_at_version(tmp_path, 1)
     store = EventStore(path)
     try:
         with store.transaction(1_000.0) as txn:
@@ -490,15 +497,7 @@ def test_a_version_1_database_is_migrated_forward_keeping_its_events(tmp_path: P
 
 def test_a_version_2_database_drops_runs_without_not_before_from_that_index(tmp_path: Path) -> None:
     """v3: runs_not_before holds only queued runs that have a not_before; the worker's query still uses it."""
-    from taskhub.events.schema import MIGRATIONS, _statements
-
-    path = tmp_path / "v2.db"
-    old = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:2]:
-        for statement in _statements(script):
-            old.execute(statement)
-    old.execute("PRAGMA user_version = 2")
-    old.close()
+    path = database_at_version(tmp_path, 2)
     store = EventStore(path, synchronous="NORMAL")
     try:
         now = submit(store)
@@ -527,16 +526,9 @@ def test_a_version_3_database_loses_the_lease_index_and_still_finds_expired_leas
 
     import aiosqlite
 
-    from taskhub.events.schema import MIGRATIONS, _statements
     from taskhub.projections import queries
 
-    path = tmp_path / "v3.db"
-    old = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:3]:
-        for statement in _statements(script):
-            old.execute(statement)
-    old.execute("PRAGMA user_version = 3")
-    old.close()
+    path = database_at_version(tmp_path, 3)
     store = EventStore(path, synchronous="NORMAL")
     try:
         for _ in range(3):
@@ -569,15 +561,7 @@ def test_a_version_3_database_loses_the_lease_index_and_still_finds_expired_leas
 def test_a_version_4_database_keeps_progress_and_heartbeats_out_of_the_type_index(tmp_path: Path) -> None:
     """v5: the type index leaves out the frequent types (a b-tree less per progress report and
     heartbeat); reads by type still find every event, through the index for the other types."""
-    from taskhub.events.schema import MIGRATIONS, _statements
-
-    path = tmp_path / "v4.db"
-    old = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:4]:
-        for statement in _statements(script):
-            old.execute(statement)
-    old.execute("PRAGMA user_version = 4")
-    old.close()
+    path = database_at_version(tmp_path, 4)
     store = EventStore(path, synchronous="NORMAL")
     try:
         runs = [submit(store) for _ in range(3)]
