@@ -256,3 +256,22 @@ def test_the_hash_form_is_pinned() -> None:
     data = b'{"type":"claimed","attempt":1,"fence":1,"lease_expires_at":"2026-11-28T06:31:00.123456Z"}'
     digest = chain_hash(GENESIS_HASH, 1, "2026-11-28T06:30:00.123456Z", "claimed", "run:r-7", "w-1", data)
     assert digest == "e72d9afddc0ffebf585f966158183c9d355865c7c5f93c0962bd2bb32cb89f2d"
+
+
+def test_an_export_of_a_log_in_the_legacy_hash_form_still_imports(tmp_path: Path) -> None:
+    """The golden rows (hashed before schema v6) read as an export: import verifies their chain,
+    and new events appended after them, in the current form, audit clean."""
+    from taskhub.cli.importer import import_lines
+
+    store = EventStore(tmp_path / "imported.db", synchronous="OFF")
+    try:
+        with store.transaction(0.0) as txn:
+            count = import_lines(txn.conn, GOLDEN.read_bytes().splitlines())
+        assert count == len(golden_rows())
+        rebuild(store)
+        with store.transaction(1.0) as txn:
+            txn.append(WorkerStarted(pid=1, host="h", concurrency=1), worker_id="w-new")
+        rebuild(store)
+        assert audit(store) == []
+    finally:
+        store.close()
