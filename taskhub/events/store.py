@@ -29,6 +29,9 @@ _encode_event = ENCODER.encode
 BUSY_TIMEOUT_MS = 5_000
 # Writers checkpoint the WAL themselves, outside the write gate (see EventStore.maybe_checkpoint),
 # after this many commits or rows changed, whichever comes first (SQLite's own default is ~1000 pages).
+# Checkpoints are what stalls a claim now and then (the DB file's fsync): every 5 commits, 4
+# processes claiming had p99 2.2 ms instead of 3.5, but 4 one-slot workers at FULL spent 0.15-0.4 ms
+# more CPU per run.
 CHECKPOINT_COMMITS = 250
 CHECKPOINT_CHANGES = 4_000
 BEGIN_ATTEMPTS = 20  # x busy timeout before a writer gives up with StoreError
