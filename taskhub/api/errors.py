@@ -28,6 +28,12 @@ _AT_FIELD = re.compile(r"at `\$\.?([^`]*)`")
 INTERNAL_ERROR = "internal error; see the API's log"
 
 
+def is_seq_number(text: str) -> bool:
+    """ASCII digits, at most 18 of them (a SQLite integer). `str.isdigit()` alone also accepts
+    digits that int() refuses, such as '²'."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def error_bytes(status: int, detail: str, field: str | None = None) -> bytes:
     return _ENCODER.encode(ErrorBody(status_code=status, detail=detail, field=field))
 

@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from taskhub.api.broadcast import stream_frames
+from taskhub.api.errors import is_seq_number
 from taskhub.api.hub import hub_of
 from taskhub.api.models import MAX_SQL_INT, EventOut, EventPage
 from taskhub.api.sse import EventStream
@@ -57,7 +58,7 @@ def _resume_point(request: Request[Any, Any, Any], after: int | None) -> int:
     header = request.headers.get("last-event-id")
     if header:
         value = header.strip()
-        if not value.isdigit() or len(value) > 18:
+        if not is_seq_number(value):
             raise InvalidParams(f"Last-Event-ID must be an event seq, got {value!r}", field="Last-Event-ID")
         return int(value)
     return after or 0

@@ -20,6 +20,7 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from taskhub.api.errors import is_seq_number
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import MAX_SQL_INT
 from taskhub.api.runs import find_run
@@ -173,7 +174,7 @@ async def stream_log(
     path = log_path(hub, run_id, stream)
     resume = request.headers.get("last-event-id")
     if resume:
-        if not resume.strip().isdigit():
+        if not is_seq_number(resume.strip()):
             raise InvalidParams(f"Last-Event-ID must be a byte offset, got {resume!r}", field="Last-Event-ID")
         offset = int(resume.strip())
     killer = hub.slots.acquire()

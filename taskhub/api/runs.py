@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from taskhub.api.errors import is_seq_number
 from taskhub.api.events import all_values
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import MAX_SQL_INT, CancelBody, EventOut, EventPage, RunOut, RunPage, SubmitBody
@@ -74,7 +75,7 @@ async def list_runs(
             raise InvalidParams(f"unknown status {s!r}; one of {', '.join(t.STATUSES)}", field="status")
     before: int | None = None
     if cursor:
-        if not cursor.isdigit() or len(cursor) > 18:
+        if not is_seq_number(cursor):
             raise InvalidParams(f"bad cursor {cursor!r}: pass next_cursor from the previous page", field="cursor")
         before = int(cursor)
     views = await queries.list_runs(hub.log.reader, statuses or None, task_id, limit, before)

@@ -159,6 +159,8 @@ def test_list_runs_filters(client: httpx.Client, api: ApiServer) -> None:
     assert bad.status_code == 422 and bad.json()["field"] == "status"
     assert client.get("/api/runs", params={"limit": 0}).json()["field"] == "limit"
     assert client.get("/api/runs", params={"cursor": "abc"}).json()["field"] == "cursor"
+    superscript = client.get("/api/runs", params={"cursor": "²"})  # a digit to str.isdigit(), not to int()
+    assert superscript.status_code == 422 and superscript.json()["field"] == "cursor"
 
 
 def test_pagination_is_stable_under_concurrent_inserts(client: httpx.Client, api: ApiServer) -> None:

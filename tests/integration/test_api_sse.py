@@ -151,8 +151,9 @@ def test_filters_by_run_and_type(client: httpx.Client) -> None:
     assert [f.event for f in frames] == ["submitted", "cancelled"]
     bad = client.get("/api/events/stream", params={"type": "nope"})
     assert bad.status_code == 422 and bad.json()["field"] == "type"
-    bad_id = client.get("/api/events/stream", headers={"Last-Event-ID": "abc"})
-    assert bad_id.status_code == 422
+    for bad in (b"abc", "²".encode("latin-1")):
+        bad_id = client.get("/api/events/stream", headers={"Last-Event-ID": bad})
+        assert bad_id.status_code == 422 and bad_id.json()["field"] == "Last-Event-ID"
 
 
 def test_keepalive_comment_on_a_quiet_stream(client: httpx.Client) -> None:
@@ -265,6 +266,9 @@ def test_live_log_stream_until_end(client: httpx.Client, api: ApiServer) -> None
             if frame.event == "log":
                 rest += frame.json()["text"]
     assert rest.encode() == word[middle:]
+    for bad in (b"abc", "²".encode("latin-1"), b"9" * 5000):
+        refused = client.get(f"/api/runs/{rid}/logs/stdout/stream", headers={"Last-Event-ID": bad})
+        assert refused.status_code == 422 and refused.json()["field"] == "Last-Event-ID"
     tail = client.get(f"/api/runs/{rid}/logs/stdout/stream", params={"offset": -3})
     assert "event: end" in tail.text
     assert client.get("/api/runs/r-999999/logs/stdout/stream").status_code == 404
