@@ -13,7 +13,7 @@ from taskhub.events.clock import Clock, system_clock
 from taskhub.events.follow import ChangeSignal, follow, open_reader, read_events
 from taskhub.events.store import Txn, connect
 from taskhub.events.types import Envelope
-from taskhub.events.writer import LogWriter
+from taskhub.events.writer import LogWriter, LoopLogWriter
 
 T = TypeVar("T")
 
@@ -29,10 +29,16 @@ class Log:
 
     @classmethod
     async def open(
-        cls, db_path: Path | str, synchronous: str = "FULL", clock: Clock = system_clock, watch: bool = True
+        cls,
+        db_path: Path | str,
+        synchronous: str = "FULL",
+        clock: Clock = system_clock,
+        watch: bool = True,
+        writes_on_loop: bool = False,
     ) -> Log:
+        """`writes_on_loop`: commit on the loop's own thread (LoopLogWriter), not a writer thread."""
         connect(db_path, synchronous).close()  # create and migrate before any reader opens the file
-        writer = LogWriter(db_path, synchronous, clock)
+        writer = (LoopLogWriter if writes_on_loop else LogWriter)(db_path, synchronous, clock)
         writer.start()
         signal = ChangeSignal(db_path)
         writer.add_loop_listener(asyncio.get_running_loop(), signal.notify)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 512
 Listener = Callable[[list[Envelope]], None]
+Callback = Callable[[], None]
 
 
 class _Job(Generic[T]):
@@ -165,15 +166,13 @@ class LogWriter:
             for job in batch:
                 job.ok, job.error = False, exc if isinstance(exc, StoreError) else StoreError(str(exc))
         if store.unsynced >= 0:
-            assert syncer is not None
             commit, store.unsynced = store.unsynced, -1
-            if self._queue.empty() and syncer.idle():
+            self._unsettled = []
+            if syncer is None or (self._queue.empty() and syncer.idle()):
                 # Nothing to commit meanwhile (every appender waits on this batch): sync here, saving
                 # the hand-over to the syncer thread and back.
-                self._unsettled = []
-                syncer.sync_and_acknowledge([(batch, committed, commit)])
+                _sync_then_acknowledge(store, self._acknowledge, [(batch, committed, commit)])
             else:
-                self._unsettled = []
                 syncer.put(batch, committed, commit)  # acknowledged once the WAL is on disk
         else:
             self._unsettled = []
@@ -202,10 +201,14 @@ class LogWriter:
             for loop, callback in self._loop_listeners:
                 by_loop.setdefault(loop, ([], []))[0].append(callback)
         for loop, (callbacks, jobs) in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_deliver, callbacks, jobs)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                log.warning("writer.loop_closed jobs=%d", len(jobs))
+            self._post(loop, callbacks, jobs)
+
+    def _post(self, loop: asyncio.AbstractEventLoop, callbacks: list[Callback], jobs: list[_Job[Any]]) -> None:
+        """Hand a batch's outcome to the loop its callers wait on (from this writer's thread)."""
+        try:
+            loop.call_soon_threadsafe(_deliver, callbacks, jobs)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            log.warning("writer.loop_closed jobs=%d", len(jobs))
 
     def _apply(self, store: EventStore, batch: list[_Job[Any]], careful: bool) -> list[Envelope]:
         """Run the batch in one transaction; return what it appended. Without `careful`, raise _Replay
@@ -268,21 +271,82 @@ class _Syncer:
                 groups, self._pending = self._pending, []
                 self._busy = True
             try:
-                self.sync_and_acknowledge(groups)
+                _sync_then_acknowledge(self._store, self._acknowledge, groups)
             finally:
                 self._busy = False
 
-    def sync_and_acknowledge(self, groups: list[tuple[list[_Job[Any]], list[Envelope], int]]) -> None:
+
+def _sync_then_acknowledge(
+    store: EventStore,
+    acknowledge: Callable[[list[_Job[Any]], list[Envelope]], None],
+    groups: list[tuple[list[_Job[Any]], list[Envelope], int]],
+) -> None:
+    """One fdatasync() of the WAL for these committed batches, then their callers are told."""
+    try:
+        store.sync_wal(max(commit for _, _, commit in groups))
+    except StoreError as exc:  # committed and visible, but not durable: say so to every caller
+        log.error("writer.sync_failed error=%s", exc)
+        for batch, _, _ in groups:
+            for job in batch:
+                job.ok, job.error = False, exc
+        groups = [(batch, [], commit) for batch, _, commit in groups]
+    for batch, committed, _ in groups:
+        acknowledge(batch, committed)
+
+
+class LoopLogWriter(LogWriter):
+    """The same group commit, made by the event loop's own thread: for a process whose appends are
+    few and come one or two at a time, as a worker's (about one commit per run).
+
+    The ops queued during one turn of the loop share a transaction, which the loop commits (and at
+    FULL syncs) on its next turn. With no writer thread there is no GIL to hand back and forth at
+    every SQLite call and every acknowledgement: a 4 x 1 worker spent ~0.3 ms less CPU per run,
+    and ran 15-25% more runs of `true` a second. The price: while another process holds the write
+    gate, or the fsync runs, this loop waits. A worker has nothing else to record meanwhile; its
+    children keep running, and a timeout's kill comes that much later.
+    """
+
+    def __init__(self, path: Path | str, synchronous: str = "FULL", clock: Clock = system_clock) -> None:
+        super().__init__(path, synchronous, clock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._store: EventStore | None = None
+        self._pending: list[_Job[Any]] = []
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._store = EventStore(self._path, self._synchronous)
+
+    async def run(self, op: Callable[[Txn], T]) -> T:
+        if self._store is None or self._loop is None:
+            raise StoreError("the log writer is not started")
+        if self._stopped is not None:
+            raise self._stopped
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._pending.append(_Job(op, self._loop, future))
+        if len(self._pending) == 1:
+            self._loop.call_soon(self._flush)  # after whatever else this turn of the loop queues
+        return await future
+
+    async def close(self) -> None:
+        if self._store is not None:
+            self._flush()
+            self._store.close()
+            self._store = None
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch or self._store is None:
+            return
+        self._unsettled = batch
         try:
-            self._store.sync_wal(max(commit for _, _, commit in groups))
-        except StoreError as exc:  # committed and visible, but not durable: say so to every caller
-            log.error("writer.sync_failed error=%s", exc)
-            for batch, _, _ in groups:
-                for job in batch:
-                    job.ok, job.error = False, exc
-            groups = [(batch, [], commit) for batch, _, commit in groups]
-        for batch, committed, _ in groups:
-            self._acknowledge(batch, committed)
+            self._commit(self._store, batch, None)
+        except BaseException as exc:  # the store itself broke: fail everyone now and later
+            log.exception("writer.stopped")
+            self._stopped = StoreError(f"the log writer stopped: {exc!r}")
+            _settle_everywhere(self._unsettled, self._stopped)
+
+    def _post(self, loop: asyncio.AbstractEventLoop, callbacks: list[Callback], jobs: list[_Job[Any]]) -> None:
+        _deliver(callbacks, jobs)  # on the loop already: the futures resolve without a self-pipe write
 
 
 def _run_fast(txn: Txn, batch: list[_Job[Any]]) -> None:

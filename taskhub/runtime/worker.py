@@ -26,7 +26,6 @@ from taskhub.events.store import Txn, connect
 from taskhub.events.types import WorkerStarted, WorkerStopped
 from taskhub.projections import ops
 from taskhub.projections.runs import RunView
-from taskhub.runtime.folders_ahead import FoldersAhead
 from taskhub.runtime.process import default_python_bin_dir, make_descriptors_private, put_on_path_first
 from taskhub.runtime.registry_loader import LoadedTask
 from taskhub.runtime.registry_watch import RegistryWatcher
@@ -40,7 +39,6 @@ SHUTDOWN_BEFORE_START = "the worker shut down before the run started"
 CANCEL_CHECK_S = 0.05  # while every slot is busy, cancels are looked for this often (~0.4 ms of the loop each)
 IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
 LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
-LOOK_AHEAD = 32  # queued runs whose folders are made ahead (several workers share the queue head)
 SWITCH_INTERVAL_S = 0.0005  # GIL hand-off between the loop and the log writer thread
 
 
@@ -60,9 +58,6 @@ class Worker:
         self.ready: deque[RunSupervisor] = deque()
         self.refilling = 0  # runs being claimed for `ready` by commits in flight
         self.quick_tasks: set[str] = set()
-        self._look_ahead_window = max(LOOK_AHEAD, 4 * concurrency)
-        self._look_ahead_every = self._look_ahead_window // 4  # claims between looks: a quarter of the window
-        self._claimed_unseen = 0  # runs claimed since the last look ahead
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.skip_drain = False
@@ -84,7 +79,9 @@ class Worker:
 
     async def run(self) -> int:
         settings = self.settings
-        self.log = log = await Log.open(settings.db_path, settings.synchronous)
+        # One thread does it all (see LoopLogWriter): each hand-over of the GIL between threads cost
+        # more CPU per run than the work handed over.
+        self.log = log = await Log.open(settings.db_path, settings.synchronous, writes_on_loop=True)
         # The claim loop's checks are tiny indexed reads: on the loop thread they cost ~20 us, a
         # thread hop (aiosqlite) costs several times that, and they run on every change of the log.
         self.peek = connect(settings.db_path, readonly=True)
@@ -99,7 +96,6 @@ class Worker:
             find_task=self._find_task,
             release_slot=self._release_slot,
             hand_over=self._hand_over,
-            folders=FoldersAhead(settings.runs_dir),
             spawn_in_thread=None if self.concurrency > 1 else False,
         )
         self.ctx = ctx
@@ -128,7 +124,6 @@ class Worker:
                 )
             await log.close()
             self.peek.close()
-            ctx.folders.close()
         logger.info("worker.stopped id=%s", self.worker_id)
         return 0
 
@@ -207,7 +202,7 @@ class Worker:
             self.handing_over -= now_slots
             self.refilling -= refill
         self.ready.extend(RunSupervisor(self.ctx, v) for v in later)
-        self._supervise_claimed(claimed, also_claimed=len(later))
+        self._supervise_claimed(claimed)
         self._start_ready()
         if now_slots and not claimed:
             self._wake()  # nothing due now: the claim loop waits for the queue on the slot's behalf
@@ -224,12 +219,9 @@ class Worker:
         while self.ready and self._free_slots() > 0:
             self._supervise(self.ready.popleft())
 
-    def _supervise_claimed(self, views: list[RunView], also_claimed: int = 0) -> None:
+    def _supervise_claimed(self, views: list[RunView]) -> None:
         for view in views:
             self._supervise(RunSupervisor(self.ctx, view))
-        self._claimed_unseen += len(views) + also_claimed
-        if self._claimed_unseen >= self._look_ahead_every:
-            self._look_ahead()
 
     def _claimable(self) -> bool:
         """A cheap read before taking the write lock: is any queued run due?"""
@@ -238,17 +230,6 @@ class Worker:
             (time.time(),),
         ).fetchone()
         return row is not None
-
-    def _look_ahead(self) -> None:
-        """Have the folders of the runs likely claimed next made while these run: after every quarter
-        window of claims. The window reaches past what other workers claim meanwhile (and they look
-        ahead too: a folder made for a run another worker takes is found in place)."""
-        self._claimed_unseen = 0
-        rows = self.peek.execute(
-            "SELECT run_id FROM runs INDEXED BY runs_queue WHERE status = 'queued' ORDER BY priority DESC, num LIMIT ?",
-            (self._look_ahead_window,),
-        ).fetchall()
-        self.ctx.folders.want(run_id for (run_id,) in rows)
 
     def _idle_timeout(self) -> float:
         """Sleep until the next wake-up, or until the earliest future not_before comes due."""

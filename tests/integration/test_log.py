@@ -40,7 +40,20 @@ class TickingClock:
 
 @pytest.fixture
 async def log(tmp_path: Path) -> AsyncIterator[Log]:
+    """A log whose writes go through the group-commit thread (the tests that hold it need one)."""
     opened = await Log.open(tmp_path / "log.db", synchronous="NORMAL", clock=TickingClock(), watch=False)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture(params=["thread", "loop"])
+async def any_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Log]:
+    """Each kind of writer: the group-commit thread, and the event loop's own (a worker's)."""
+    opened = await Log.open(
+        tmp_path / "log.db", "NORMAL", clock=TickingClock(), watch=False, writes_on_loop=request.param == "loop"
+    )
     try:
         yield opened
     finally:
@@ -133,8 +146,9 @@ async def test_a_failing_op_reruns_the_batch_only_if_it_had_written(log: Log, fa
     assert [e.seq for e in await log.read(after=0)] == list(range(1, 10))
 
 
-async def test_concurrent_appends_from_many_tasks_each_get_their_own_result(log: Log) -> None:
+async def test_concurrent_appends_from_many_tasks_each_get_their_own_result(any_log: Log) -> None:
     """No holding: whatever batches the writer forms, every result goes back to its caller."""
+    log = any_log
 
     async def submit_and_heartbeat(i: int) -> tuple[int, str]:
         view, _ = await log.run(lambda txn: ops.submit(txn, Submitted(task_id="t", params={"i": i})))
@@ -152,7 +166,8 @@ async def test_concurrent_appends_from_many_tasks_each_get_their_own_result(log:
     assert [e.seq for e in await log.read(after=0, limit=1000)] == list(range(1, 301))
 
 
-async def test_own_commits_wake_followers_without_watching_files(log: Log) -> None:
+async def test_own_commits_wake_followers_without_watching_files(any_log: Log) -> None:
+    log = any_log
     log.signal.poll_s = 60.0  # only the writer's commit listener can wake the follower in time
     seen: list[Envelope] = []
 
@@ -257,10 +272,11 @@ async def test_an_op_raising_a_base_exception_fails_only_its_caller(log: Log, ra
 
 
 async def test_a_broken_writer_fails_its_callers_instead_of_leaving_them_waiting(
-    log: Log, monkeypatch: pytest.MonkeyPatch
+    any_log: Log, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A fault in the writer itself (not in an op) stops it: what it had committed is acknowledged,
     what was queued and whatever comes later fails at once with a StoreError that says so."""
+    log = any_log
     calls = 0
     real = EventStore.maybe_checkpoint
 
@@ -281,3 +297,94 @@ async def test_a_broken_writer_fails_its_callers_instead_of_leaving_them_waiting
     with pytest.raises(StoreError, match="the log writer stopped: RuntimeError"):
         await asyncio.wait_for(log.run(submit), 10)
     assert len(await log.read(after=0)) == 2
+
+
+# -- the loop's own writer (a worker's) -----------------------------------------------------------
+
+
+@pytest.fixture
+async def loop_log(tmp_path: Path) -> AsyncIterator[Log]:
+    opened = await Log.open(tmp_path / "log.db", "FULL", clock=TickingClock(), watch=False, writes_on_loop=True)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_the_loop_writer_commits_one_turns_ops_together_and_a_failing_op_fails_alone(
+    loop_log: Log, tmp_path: Path
+) -> None:
+    threads: set[int] = set()
+
+    def op(i: int) -> object:
+        def run(txn: Txn) -> tuple[int, str]:
+            threads.add(threading.get_ident())
+            view, _ = ops.submit(txn, Submitted(task_id="t", params={"i": i}))
+            if i == 31:
+                raise ValueError(f"boom {i}")  # after appending: its event must be undone too
+            return i, view.run_id
+
+        return run
+
+    # Queued in one turn of the loop: one transaction (the fake clock ticks once per transaction).
+    results = await asyncio.gather(*(loop_log.run(op(i)) for i in range(64)), return_exceptions=True)  # type: ignore[arg-type]
+    assert threads == {threading.get_ident()}, "the ops ran on another thread than the loop's"
+    failed = results[31]
+    assert isinstance(failed, ValueError) and str(failed) == "boom 31"
+    assert all(isinstance(r, tuple) and r[0] == i for i, r in enumerate(results) if i != 31)
+    events = await loop_log.read(after=0)
+    assert [e.seq for e in events] == list(range(1, 64))  # the failed op left no hole
+    assert len({e.ts for e in events}) == 1, "the 63 ops were not committed as one group"
+    store = EventStore(tmp_path / "log.db")
+    try:
+        assert audit(store) == []
+    finally:
+        store.close()
+
+
+async def test_the_loop_writer_acknowledges_a_full_commit_only_once_synced(
+    loop_log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real = EventStore.sync_wal
+
+    def sync_wal(store: EventStore, commit: int = 0) -> None:
+        real(store, commit)
+        synced.append(commit)
+
+    monkeypatch.setattr(EventStore, "sync_wal", sync_wal)
+    for expected in (1, 2):
+        await loop_log.run(lambda txn: ops.submit(txn, Submitted(task_id="t", params={})))
+        assert len(synced) == expected  # synced before the caller heard back
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt(), asyncio.CancelledError()])
+async def test_the_loop_writer_fails_only_the_caller_of_an_op_raising_a_base_exception(
+    loop_log: Log, raised: BaseException
+) -> None:
+    def submit(i: int) -> object:
+        def run(txn: Txn) -> str:
+            if i == 2:
+                raise raised
+            return ops.submit(txn, Submitted(task_id="t", params={"i": i}))[0].run_id
+
+        return run
+
+    results = await asyncio.gather(*(loop_log.run(submit(i)) for i in range(5)), return_exceptions=True)  # type: ignore[arg-type]
+    assert isinstance(results[2], StoreError) and type(raised).__name__ in str(results[2])
+    assert [isinstance(r, str) for r in results] == [True, True, False, True, True]
+    assert len(await loop_log.read(after=0)) == 4
+
+
+async def test_closing_the_loop_writer_commits_what_is_queued(tmp_path: Path) -> None:
+    log = await Log.open(tmp_path / "log.db", "NORMAL", watch=False, writes_on_loop=True)
+    queued = asyncio.ensure_future(log.run(lambda txn: ops.submit(txn, Submitted(task_id="t", params={}))))
+    await asyncio.sleep(0)  # the op is queued; its commit would come on the next turn
+    await log.close()
+    view, created = await asyncio.wait_for(queued, 5)
+    assert created and view.status == "queued"
+    store = EventStore(tmp_path / "log.db")
+    try:
+        assert store.last_seq() == 1
+    finally:
+        store.close()
