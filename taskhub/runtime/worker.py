@@ -39,7 +39,7 @@ SHUTDOWN_BEFORE_START = "the worker shut down before the run started"
 CANCEL_CHECK_S = 0.05  # while every slot is busy, cancels are looked for this often (~0.4 ms of the loop each)
 IDLE_RECHECK_S = 1.0  # a claim check even without any wake-up (clock-driven not_before, lost events)
 LEASE_SAFETY_S = 1.0  # self-fence this long before the lease would lapse
-SWITCH_INTERVAL_S = 0.0005  # GIL hand-off between the loop and the log writer thread
+SWITCH_INTERVAL_S = 0.0005  # GIL hand-off between the loop and a spawn thread
 
 
 class Worker:
@@ -351,8 +351,8 @@ def run_worker(settings: Settings, concurrency: int = 1, worker_id: str | None =
     # run inherits only its three standard streams.
     make_descriptors_private()
     put_on_path_first(default_python_bin_dir())  # then posix_spawnp's PATH search is the run's
-    # The log writer thread hands every commit back to this loop: with the default 5 ms GIL switch
-    # interval a busy loop delays each hand-off by up to 5 ms, which is most of a short run's life.
+    # A spawn thread whose child has exec'd needs the GIL to hand the run back to this loop: with the
+    # default 5 ms switch interval a busy loop delays that by up to 5 ms, most of a short run's life.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     worker = Worker(settings, concurrency, worker_id)
 
