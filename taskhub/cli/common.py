@@ -15,6 +15,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130  # like a shell's Ctrl-C: the run (or the command) was interrupted
 EXIT_TIMEOUT = 124  # like coreutils `timeout`
+MAX_SQL_INT = 2**63 - 1  # SQLite's largest integer: a seq or a count past it cannot reach a query
 
 
 class CliError(Exception):
@@ -30,6 +31,13 @@ class UsageError(CliError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, EXIT_USAGE)
+
+
+def check_range(option: str, value: int, low: int, high: int = MAX_SQL_INT) -> int:
+    """A usage error (exit 2) for an integer option outside [low, high], not an OverflowError later."""
+    if not low <= value <= high:
+        raise UsageError(f"{option} must be from {low} to {high}, got {value}")
+    return value
 
 
 def settings() -> Settings:

@@ -129,8 +129,7 @@ async def _follow(s: Settings, after: int, run_id: str | None, types: list[str] 
 def cmd_tail(args: argparse.Namespace) -> int:
     s = common.settings()
     types = parse_types(args.type)
-    if args.after < 0:
-        raise common.UsageError("--after must be a seq >= 0")
+    common.check_range("--after", args.after, 0)
     store = common.open_store(s)
     emit = _printer(args.json)
     try:
@@ -164,8 +163,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             parse_iso(args.at)
         except ValueError:
             raise common.UsageError(f"--at {args.at!r} is not an ISO 8601 time, e.g. 2026-01-01T12:00:00Z") from None
-    if args.until is not None and args.until < 0:
-        raise common.UsageError("--until must be a seq >= 0")
+    if args.until is not None:
+        common.check_range("--until", args.until, 0)
     store = common.open_store(s)
     try:
         state = as_of(store, until=args.until, at=args.at)
@@ -198,8 +197,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from taskhub.cli.importer import export_lines
 
     s = common.settings()
-    if args.after < 0:
-        raise common.UsageError("--after must be a seq >= 0")
+    common.check_range("--after", args.after, 0)
     store = common.open_store(s)
     out = sys.stdout.buffer
     try:

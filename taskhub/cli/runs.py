@@ -87,8 +87,7 @@ async def _list(s: Settings, status: list[str] | None, task: str | None, limit: 
 def cmd_runs(args: argparse.Namespace) -> int:
     s = common.settings()
     common.require_db(s)
-    if args.limit < 1:
-        raise common.UsageError("--limit must be at least 1")
+    common.check_range("--limit", args.limit, 1)
     import asyncio
 
     items = asyncio.run(_list(s, args.status, args.task, args.limit))

@@ -10,6 +10,10 @@ import argparse
 
 from taskhub.cli import common
 
+# Runs at once in one worker: far more than one machine runs, and small enough for every query (a
+# claim's LIMIT is concurrency x TASKHUB_READY_PER_SLOT) and every list sized by it.
+MAX_CONCURRENCY = 10_000
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("api", help="serve the API and the UI", description="Serve the REST API, SSE and the UI.")
@@ -31,8 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_api(args: argparse.Namespace) -> int:
     from taskhub.api.server import run_api
 
-    if args.port is not None and not 0 < args.port < 65536:
-        raise common.UsageError(f"--port must be 1-65535, got {args.port}")
+    if args.port is not None:
+        common.check_range("--port", args.port, 1, 65535)
     code: int = run_api(common.settings(), host=args.host, port=args.port)
     return code
 
@@ -40,8 +44,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from taskhub.runtime.worker import run_worker
 
-    if args.concurrency < 1:
-        raise common.UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
+    common.check_range("--concurrency", args.concurrency, 1, MAX_CONCURRENCY)
     return run_worker(common.settings(), concurrency=args.concurrency, worker_id=args.worker_id)
 
 

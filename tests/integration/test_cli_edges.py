@@ -1,0 +1,42 @@
+"""The command line given odd input: numbers too big for SQLite, text that is not UTF-8, a database
+that is not TaskHub's. Each is a clear message on stderr and SPEC's exit code, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskhub.events.store import EventStore
+from tests.integration.test_cli_support import Home, home_at
+
+HUGE = "99999999999999999999"  # past SQLite's 64-bit integers
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Home]:
+    with home_at(tmp_path) as h:
+        EventStore(h.db).close()  # an empty TaskHub database
+        yield h
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    stderr = result.stderr
+    assert result.returncode == code, stderr
+    assert "Traceback" not in stderr, stderr
+    assert stderr.startswith("taskhub: error: "), stderr
+    for needle in needles:
+        assert needle in stderr, stderr
+
+
+def test_integer_options_past_sqlite_range_are_usage_errors(home: Home) -> None:
+    for args in (
+        ("runs", "--limit", HUGE),
+        ("events", "tail", "--after", HUGE),
+        ("events", "replay", "--until", HUGE),
+        ("events", "export", "--after", HUGE),
+        ("worker", "--concurrency", HUGE),
+    ):
+        assert_clean_failure(home.run(*args), 2, f"{args[-2]} must be from", HUGE)
