@@ -318,7 +318,7 @@ class LoopLogWriter(LogWriter):
 
     async def run(self, op: Callable[[Txn], T]) -> T:
         if self._store is None or self._loop is None:
-            raise StoreError("the log writer is not started")
+            raise StoreError("the log writer is not open")
         if self._stopped is not None:
             raise self._stopped
         future: asyncio.Future[T] = self._loop.create_future()
@@ -344,6 +344,8 @@ class LoopLogWriter(LogWriter):
             log.exception("writer.stopped")
             self._stopped = StoreError(f"the log writer stopped: {exc!r}")
             _settle_everywhere(self._unsettled, self._stopped)
+            if not isinstance(exc, Exception):
+                raise  # SystemExit, KeyboardInterrupt: they stop the loop, as they would anywhere else
 
     def _post(self, loop: asyncio.AbstractEventLoop, callbacks: list[Callback], jobs: list[_Job[Any]]) -> None:
         _deliver(callbacks, jobs)  # on the loop already: the futures resolve without a self-pipe write
