@@ -43,9 +43,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Arguments that name files: any bytes the file system allows. Every other value reaches SQLite,
+# JSON or an HTTP request as text, so it must be UTF-8.
+PATH_ARGS = frozenset({"file"})
+
+
+def not_utf8(args: argparse.Namespace) -> str | None:
+    """The first argument value that is not UTF-8 (Python keeps such bytes as lone surrogates)."""
+    for name, value in vars(args).items():
+        if name in PATH_ARGS:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return item
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if (bad := not_utf8(args)) is not None:
+        return _fail(f"argument '{_shown(bad)}' is not valid UTF-8 text", common.EXIT_USAGE)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -75,6 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return common.EXIT_OK
+
+
+def _shown(text: str) -> str:
+    """The bytes as given, those that are not UTF-8 as \\xNN."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a byte (main() called with any str)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _fail(message: str, code: int) -> int:

@@ -3,7 +3,9 @@ that is not TaskHub's. Each is a clear message on stderr and SPEC's exit code, n
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,3 +42,20 @@ def test_integer_options_past_sqlite_range_are_usage_errors(home: Home) -> None:
         ("worker", "--concurrency", HUGE),
     ):
         assert_clean_failure(home.run(*args), 2, f"{args[-2]} must be from", HUGE)
+
+
+def run_bytes(h: Home, *args: bytes) -> subprocess.CompletedProcess[str]:
+    """`taskhub ARGS` with arguments as raw bytes, as a shell passes them whatever the locale."""
+    argv = [os.fsencode(sys.executable), b"-m", b"taskhub", *args]
+    return subprocess.run(argv, cwd=h.path, env=h.env, capture_output=True, text=True, errors="replace", timeout=60)
+
+
+def test_arguments_that_are_not_utf8_are_usage_errors(home: Home) -> None:
+    for args in (
+        (b"show", b"r-\xff"),
+        (b"runs", b"--task", b"\xff\xfe"),
+        (b"cancel", b"r-\xff"),
+        (b"events", b"tail", b"--run", b"r-\xff"),
+        (b"submit", b"hello_world", b"--param", b"target=\xff"),
+    ):
+        assert_clean_failure(run_bytes(home, *args), 2, "is not valid UTF-8", "\\xff")
