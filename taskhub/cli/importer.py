@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -19,6 +19,7 @@ from taskhub.events.store import EventStore, stream_of
 from taskhub.events.types import Envelope, decode_event
 
 ENVELOPE_KEYS = ("seq", "ts", "type", "run_id", "worker_id", "data", "hash")
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer
 BATCH = 5000
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -51,7 +52,7 @@ def is_empty(store: EventStore) -> bool:
 
 
 class _Row(msgspec.Struct):
-    seq: int
+    seq: Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQ)]
     ts: str
     type: str
     run_id: str | None
@@ -69,6 +70,10 @@ def parse_line(line: bytes, lineno: int) -> tuple[_Row, bytes, str, Envelope]:
         row = _ROW_DECODER.decode(line)
     except msgspec.DecodeError as exc:
         raise ImportRefused(f"line {lineno}: not an exported envelope ({exc})") from None
+    except UnicodeDecodeError as exc:  # msgspec's, for bytes inside a string that are not UTF-8
+        raise ImportRefused(f"line {lineno}: not an exported envelope (not UTF-8: {exc.reason})") from None
+    except RecursionError:  # msgspec's "maximum recursion depth exceeded while deserializing"
+        raise ImportRefused(f"line {lineno}: not an exported envelope (nested too deeply)") from None
     raw = _encode({"type": row.type, **row.data})  # the stored bytes: the tag first, then the fields
     try:
         event = decode_event(raw)

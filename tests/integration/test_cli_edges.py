@@ -4,13 +4,16 @@ that is not TaskHub's. Each is a clear message on stderr and SPEC's exit code, n
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from taskhub.events.chain import GENESIS_HASH, chain_hash
 from taskhub.events.store import EventStore
 from tests.integration.test_cli_support import Home, home_at
 
@@ -59,3 +62,35 @@ def test_arguments_that_are_not_utf8_are_usage_errors(home: Home) -> None:
         (b"submit", b"hello_world", b"--param", b"target=\xff"),
     ):
         assert_clean_failure(run_bytes(home, *args), 2, "is not valid UTF-8", "\\xff")
+
+
+def submitted_line(seq: int) -> bytes:
+    """An exported `submitted` event at `seq` that starts the chain, its hash computed as TaskHub does."""
+    data = {"task_id": "noop", "params": {}, "priority": 0, "max_attempts": 1, "timeout_s": None}
+    data |= {"not_before": None, "idempotency_key": None}
+    ts, stream = "2026-11-28T06:30:00.000000Z", "run:r-1"
+    digest = chain_hash(
+        GENESIS_HASH, seq, ts, "submitted", stream, None, msgspec.json.encode({"type": "submitted", **data})
+    )
+    envelope = {"seq": seq, "ts": ts, "type": "submitted", "run_id": "r-1", "worker_id": None, "data": data}
+    return msgspec.json.encode({**envelope, "hash": digest}) + b"\n"
+
+
+def test_import_refuses_odd_lines_without_a_traceback(tmp_path: Path) -> None:
+    with home_at(tmp_path) as h:  # no database yet: import makes it
+        export = h.path / "export.jsonl"
+        export.write_bytes(submitted_line(1))
+        assert h.ok("events", "import", str(export))  # the line is well made: it imports
+        cases = {
+            "seq past SQLite's integers": submitted_line(2**64),
+            "not UTF-8": submitted_line(1).replace(b"noop", b"no\xffop"),
+            "nested too deeply": submitted_line(1).replace(
+                b'"params":{}', b'"params":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+            ),
+        }
+        for name, line in cases.items():
+            shutil.rmtree(h.path / "data")  # import only into an empty database
+            export.write_bytes(line)
+            result = h.run("events", "import", str(export))
+            assert "Traceback" not in result.stderr, name
+            assert_clean_failure(result, 1, "import refused, nothing was written")
