@@ -45,6 +45,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     s = common.settings()
     store = common.open_store(s)
     bar = output.ProgressBar("audit")
+    total = 0  # stays 0 when the log cannot be read at all
     try:
         total = store.last_seq()
         violations = [str(v) for v in audit(store, progress=bar)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -94,3 +95,22 @@ def test_import_refuses_odd_lines_without_a_traceback(tmp_path: Path) -> None:
             result = h.run("events", "import", str(export))
             assert "Traceback" not in result.stderr, name
             assert_clean_failure(result, 1, "import refused, nothing was written")
+
+
+def sqlite_file(path: Path, *statements: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def test_audit_of_a_log_it_cannot_read_lists_the_violation(tmp_path: Path) -> None:
+    with home_at(tmp_path) as h:
+        sqlite_file(h.db, "CREATE TABLE events (x)", "CREATE TABLE runs (x)", "CREATE TABLE workers (x)")
+        result = h.run("events", "audit")
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "[unreadable] the audit could not read the log" in result.stdout
+        assert "audit failed: 1 violation(s) in 0 events" in result.stderr
