@@ -55,12 +55,34 @@ def require_db(s: Settings) -> Path:
     return s.db_path
 
 
+TABLES = ("events", "runs", "workers")  # what a TaskHub database holds, whatever its schema version
+
+
 def open_store(s: Settings, readonly: bool = True) -> EventStore:
-    """The sync store over an existing database; read-only unless the command writes."""
+    """The sync store over an existing TaskHub database; read-only unless the command writes."""
     from taskhub.events.store import EventStore
 
     require_db(s)
-    return EventStore(s.db_path, s.synchronous, readonly=readonly)
+    store = EventStore(s.db_path, s.synchronous, readonly=readonly)
+    try:
+        found = {row[0] for row in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except BaseException:
+        store.close()
+        raise
+    missing = [t for t in TABLES if t not in found]
+    if missing:
+        store.close()
+        raise CliError(
+            f"{s.db_path} is not a TaskHub database (it has no {missing[0]} table); point TASKHUB_DB (or"
+            " TASKHUB_HOME) at TaskHub's own database"
+        )
+    return store
+
+
+def check_db(s: Settings) -> None:
+    """For commands that read through their own connection: the database exists and is TaskHub's,
+    or a clear CliError (a file that is not a database at all is a StoreError from the store)."""
+    open_store(s).close()
 
 
 def pids_dir(s: Settings) -> Path:

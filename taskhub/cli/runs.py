@@ -86,7 +86,7 @@ async def _list(s: Settings, status: list[str] | None, task: str | None, limit: 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     s = common.settings()
-    common.require_db(s)
+    common.check_db(s)
     common.check_range("--limit", args.limit, 1)
     import asyncio
 
@@ -145,7 +145,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     import asyncio
 
     s = common.settings()
-    common.require_db(s)
+    common.check_db(s)
     run = asyncio.run(_show(s, args.run_id))
     if args.json:
         output.print_json(run)

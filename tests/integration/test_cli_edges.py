@@ -106,6 +106,17 @@ def sqlite_file(path: Path, *statements: str) -> None:
     conn.close()
 
 
+def test_a_database_that_is_not_taskhubs_is_named_not_a_traceback(tmp_path: Path) -> None:
+    with home_at(tmp_path) as h:
+        sqlite_file(h.db, "CREATE TABLE notes (text TEXT)")  # some other program's database
+        for args in (("runs",), ("show", "r-1"), ("events", "tail"), ("events", "audit")):
+            assert_clean_failure(h.run(*args), 1, f"{h.db} is not a TaskHub database", "TASKHUB_DB")
+
+        h.db.write_bytes(b"not a database at all " * 300)
+        for args in (("runs",), ("show", "r-1")):
+            assert_clean_failure(h.run(*args), 1, f"cannot open database {h.db}")
+
+
 def test_audit_of_a_log_it_cannot_read_lists_the_violation(tmp_path: Path) -> None:
     with home_at(tmp_path) as h:
         sqlite_file(h.db, "CREATE TABLE events (x)", "CREATE TABLE runs (x)", "CREATE TABLE workers (x)")
