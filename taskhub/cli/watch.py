@@ -57,6 +57,8 @@ class FileTail:
                     self.offset += len(chunk)
         except FileNotFoundError:
             return  # not spawned yet
+        except OSError as exc:  # a folder, a file we may not read: say which, not a traceback
+            raise common.CliError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         self.out.flush()
 
 

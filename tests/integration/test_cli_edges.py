@@ -3,6 +3,7 @@ that is not TaskHub's. Each is a clear message on stderr and SPEC's exit code, n
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -125,3 +126,11 @@ def test_audit_of_a_log_it_cannot_read_lists_the_violation(tmp_path: Path) -> No
         assert "Traceback" not in result.stderr, result.stderr
         assert "[unreadable] the audit could not read the log" in result.stdout
         assert "audit failed: 1 violation(s) in 0 events" in result.stderr
+
+
+def test_logs_that_cannot_be_read_are_named(home: Home) -> None:
+    run = json.loads(home.ok("submit", "noop", "-o", "json"))
+    stdout = home.path / "data" / "runs" / run["run_id"] / "stdout.log"
+    stdout.parent.mkdir(parents=True, exist_ok=True)
+    stdout.mkdir()  # not a file
+    assert_clean_failure(home.run("logs", run["run_id"]), 1, f"cannot read {stdout}")
