@@ -1,7 +1,8 @@
 """`taskhub`: parse the command line and dispatch to the command's module.
 
-Exit codes: 0 success, 1 failure, 2 usage or configuration error, 130 interrupted; `submit --wait`
-and `--follow` leave with the run's own code (see taskhub/cli/watch.py).
+Exit codes: 0 success, 1 failure (an unexpected error too: one line on stderr, the traceback with
+-v), 2 usage or configuration error, 130 interrupted; `submit --wait` and `--follow` leave with the
+run's own code (see taskhub/cli/watch.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from taskhub.cli import common, doctor, events, runs, services, submit, tasks
@@ -96,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return common.EXIT_OK
+    except Exception as exc:  # what no branch above foresaw: one line, the traceback only with -v
+        if args.verbose:
+            traceback.print_exc()
+        hint = "" if args.verbose else " (run with -v for the traceback)"
+        return _fail(f"unexpected {type(exc).__name__}: {exc}{hint}", common.EXIT_FAILED)
 
 
 def _shown(text: str) -> str:

@@ -4,6 +4,7 @@ that is not TaskHub's. Each is a clear message on stderr and SPEC's exit code, n
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -15,6 +16,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from taskhub.cli import main as cli_main
+from taskhub.cli import runs as cli_runs
 from taskhub.events.chain import GENESIS_HASH, chain_hash
 from taskhub.events.store import EventStore
 from tests.integration.test_cli_support import Home, home_at
@@ -134,3 +137,25 @@ def test_logs_that_cannot_be_read_are_named(home: Home) -> None:
     stdout.parent.mkdir(parents=True, exist_ok=True)
     stdout.mkdir()  # not a file
     assert_clean_failure(home.run("logs", run["run_id"]), 1, f"cannot read {stdout}")
+
+
+def test_an_unexpected_error_is_one_line_and_the_traceback_only_with_verbose(
+    home: Home, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(args: object) -> int:
+        raise ZeroDivisionError("a bug no handler foresaw")
+
+    monkeypatch.setenv("TASKHUB_HOME", str(home.path))
+    monkeypatch.setattr(logging.getLogger(), "level", logging.getLogger().level)  # main() sets it
+    monkeypatch.setattr(cli_runs, "cmd_runs", broken)  # registered when main() builds its parser
+    assert cli_main.main(["runs"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "taskhub: error: unexpected ZeroDivisionError: a bug no handler foresaw (run with -v for the traceback)\n"
+    )
+    assert cli_main.main(["-v", "runs"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith(
+        "taskhub: error: unexpected ZeroDivisionError: a bug no handler foresaw\n"
+    )
