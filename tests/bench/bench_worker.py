@@ -12,6 +12,7 @@
 - TaskHub's own CPU per run: the worker processes' CPU time (not their children's) between the
   first claim and the last run's end, divided by the runs.
 - Idle worker: RSS and CPU% over 5 s with nothing to do.
+- The disk's mood: what making a run's folders costs a plain loop, before and after the rounds.
 
 Targets (issue 3): >= 0.50x xargs -P4 at FULL, >= 0.60x at NORMAL (stretch 0.75x); latency p50 <=
 5 ms, p99 <= 20 ms; CPU per run <= 1 ms; idle RSS <= 40 MiB and < 1% of a core.
@@ -93,8 +94,14 @@ class Home:
         procs = []
         for i in range(count):
             out = open(self.root / "logs" / f"w-{i}.log", "ab")  # noqa: SIM115 - the child keeps it
-            popen = subprocess.Popen(worker_argv(slots, f"w-{i}"), cwd=self.root, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            popen = subprocess.Popen(
+                worker_argv(slots, f"w-{i}"),
+                cwd=self.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
             out.close()
             self.workers.append(popen)
             procs.append(psutil.Process(popen.pid))
@@ -188,8 +195,11 @@ def throughput(root: Path, synchronous: str, n: int, workers: int, slots: int) -
 def check_recorded(home: Home, run_ids: list[str]) -> None:
     """Every run: submitted, claimed, started, exited; succeeded; both log files there."""
     conn = home.store.conn
-    counts = dict(conn.execute(
-        "SELECT type, count(DISTINCT run_id) FROM events WHERE run_id IS NOT NULL GROUP BY type").fetchall())
+    counts = dict(
+        conn.execute(
+            "SELECT type, count(DISTINCT run_id) FROM events WHERE run_id IS NOT NULL GROUP BY type"
+        ).fetchall()
+    )
     for type_ in ("submitted", "claimed", "started", "exited"):
         if counts.get(type_) != len(run_ids):
             raise SystemExit(f"{type_}: {counts.get(type_)} runs of {len(run_ids)} ({counts})")
@@ -252,6 +262,24 @@ def idle(root: Path, seconds: float = 5.0) -> tuple[float, float]:
         home.stop()
 
 
+def folder_cost_us(root: Path, runs: int = 500) -> float:
+    """Microseconds to make one run's folders and logs (4 inodes) here, now: the disk's mood.
+
+    On this ext4 (no journal) inode creation slows several-fold for minutes after many files were
+    deleted, and the worker pays it for every run; this row tells a slow disk from a slow TaskHub.
+    Nothing is deleted here (that would bring the slowness on): the folders go with the bench's.
+    """
+    root.mkdir(parents=True)
+    started = time.perf_counter()
+    for i in range(runs):
+        run_dir = root / f"r-{i}"
+        run_dir.mkdir()
+        (run_dir / "artifacts").mkdir()
+        for name in ("stdout.log", "stderr.log"):
+            os.close(os.open(run_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+    return 1e6 * (time.perf_counter() - started) / runs
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -268,6 +296,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
         base = Path(tmp)
+        disk_before = folder_cost_us(base / "disk-before")
         for mode in args.modes.split(","):
             for workers, slots in ((1, 4), (4, 1)):
                 # Rounds taking turns, the best of each side: the machine is shared, and a busy
@@ -299,6 +328,11 @@ def main() -> None:
                 f"(submitted→started events: p50 {s50:.1f}, p99 {s99:.1f} ms) "
                 f"| p50 <= 5 ms, p99 <= 20 ms | {'ok' if p50 <= 5 and p99 <= 20 else 'MISSED'} |"
             )
+        rows.append(
+            f"| disk: one run's folders and logs (4 inodes), made by a plain loop "
+            f"| {disk_before:.0f} µs before the throughput rounds, {folder_cost_us(base / 'disk-after'):.0f} µs after "
+            f"| (context: ~100-200 µs normally, up to ~2,000 µs for minutes after mass deletions) | |"
+        )
         rss, cpu = idle(base / "idle")
         rows.append(
             f"| idle worker (4 slots), 5 s | RSS {rss:.1f} MiB, CPU {cpu:.2f}% of a core "
