@@ -125,5 +125,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     # In front of Litestar's request handler (its exception handling around the router), not inside
     # it: the guard then sees every request before routing, and the hot POST /api/runs skips
     # Litestar's per-request machinery. Litestar.__call__ only handles the lifespan itself.
-    app.asgi_handler = SecurityMiddleware(SubmitFastPath(app.asgi_handler, app, settings.max_body_bytes), settings)
+    routed = frozenset(method for route in app.routes for method in getattr(route, "methods", ()))
+    fast = SubmitFastPath(app.asgi_handler, app, settings.max_body_bytes)
+    app.asgi_handler = SecurityMiddleware(fast, settings, routed)
     return app

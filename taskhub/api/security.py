@@ -9,6 +9,7 @@ from a foreign Host is refused like a known one.
    set headers). 401 otherwise. The token is never logged (server.py redacts access logs).
 3. State-changing methods need `Content-Type: application/json` (415) and, when the browser sends an
    `Origin`, one that names this very host (403): a cross-site form or fetch cannot forge either.
+   Methods no route accepts (PUT, PATCH, DELETE) go on to the router's 405.
 
 Headers are read in one pass, as bytes; a Host value already judged is looked up, not re-parsed.
 """
@@ -49,8 +50,12 @@ def _is_json(content_type: bytes | None) -> bool:
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, routed_methods: frozenset[str] | None = None) -> None:
+        """`routed_methods`: the methods some route accepts. A state-changing method that none does
+        changes nothing whatever its body: it gets the router's 405 (with Allow), not a 415 or 403
+        that would send the client looking at its headers."""
         self.app = app
+        self.guarded = UNSAFE_METHODS if routed_methods is None else UNSAFE_METHODS & routed_methods
         allowed = {host_name(h) for h in settings.allowed_hosts}
         self.any_host = "*" in allowed
         self.allowed = frozenset(allowed)
@@ -95,7 +100,7 @@ class SecurityMiddleware:
                 "missing or wrong token: send Authorization: Bearer <TASKHUB_TOKEN>",
                 [(b"www-authenticate", b'Bearer realm="taskhub"')],
             )
-        if scope["method"] in UNSAFE_METHODS:
+        if scope["method"] in self.guarded:
             if not _is_json(content_type):
                 return 415, "state-changing requests must be sent as Content-Type: application/json", []
             if origin is not None:

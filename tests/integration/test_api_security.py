@@ -104,3 +104,16 @@ def test_public_bind_without_token_is_refused(tmp_path_factory: pytest.TempPathF
     assert done.returncode == 2
     assert b"refusing to listen on 0.0.0.0" in done.stderr and b"TASKHUB_TOKEN" in done.stderr
     assert not (home / "data" / "taskhub.db").exists(), "nothing was started"
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_a_method_no_route_accepts_is_405_whatever_its_headers(client: httpx.Client, method: str) -> None:
+    run = submit(client, "noop")
+    for path in (f"/api/runs/{run['run_id']}", "/api/health", "/api/runs"):
+        response = client.request(method, path)  # no Content-Type: not a 415 for a request nothing serves
+        assert response.status_code == 405, (path, response.text)
+        assert response.json()["status_code"] == 405
+        assert method not in response.headers["allow"]
+    cross = client.request(method, "/api/runs", headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 405
+    assert client.get(f"/api/runs/{run['run_id']}").json()["status"] == "queued"
