@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
+from litestar.exceptions import MethodNotAllowedException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins import PluginProtocol
 from litestar.plugins.core import MsgspecDIPlugin
+from litestar.utils import normalize_path
 
 from taskhub.api import artifacts, events, logs, runs, spa, system, tasks
 from taskhub.api.broadcast import Broadcaster
@@ -46,6 +49,17 @@ class _Litestar(Litestar):
     @staticmethod
     def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
         return [*plugins, MsgspecDIPlugin()]
+
+
+def _routes(app: Litestar, path: str, method: str) -> bool:
+    """Whether a route serves `method` at `path` (asked only for a write the guard would refuse)."""
+    try:
+        app.asgi_router.handle_routing(path=normalize_path(path), method=method)  # type: ignore[arg-type]
+    except MethodNotAllowedException:
+        return False
+    except Exception:  # no such path, or one the router cannot parse: the guard answers as before
+        return True
+    return True
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
@@ -125,7 +139,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     # In front of Litestar's request handler (its exception handling around the router), not inside
     # it: the guard then sees every request before routing, and the hot POST /api/runs skips
     # Litestar's per-request machinery. Litestar.__call__ only handles the lifespan itself.
-    routed = frozenset(method for route in app.routes for method in getattr(route, "methods", ()))
     fast = SubmitFastPath(app.asgi_handler, app, settings.max_body_bytes)
-    app.asgi_handler = SecurityMiddleware(fast, settings, routed)
+    app.asgi_handler = SecurityMiddleware(fast, settings, partial(_routes, app))
     return app

@@ -9,7 +9,8 @@ from a foreign Host is refused like a known one.
    set headers). 401 otherwise. The token is never logged (server.py redacts access logs).
 3. State-changing methods need `Content-Type: application/json` (415) and, when the browser sends an
    `Origin`, one that names this very host (403): a cross-site form or fetch cannot forge either.
-   Methods no route accepts (PUT, PATCH, DELETE) go on to the router's 405.
+   A write to a path no route serves with that method (PUT anywhere, POST /api/health) goes on
+   to the router's 405.
 
 Headers are read in one pass, as bytes; a Host value already judged is looked up, not re-parsed.
 """
@@ -17,6 +18,7 @@ Headers are read in one pass, as bytes; a Host value already judged is looked up
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -50,12 +52,12 @@ def _is_json(content_type: bytes | None) -> bool:
 
 
 class SecurityMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings, routed_methods: frozenset[str] | None = None) -> None:
-        """`routed_methods`: the methods some route accepts. A state-changing method that none does
-        changes nothing whatever its body: it gets the router's 405 (with Allow), not a 415 or 403
-        that would send the client looking at its headers."""
+    def __init__(self, app: ASGIApp, settings: Settings, routes: Callable[[str, str], bool] | None = None) -> None:
+        """`routes(path, method)`: whether some route serves that method at that path. A write that
+        none serves changes nothing whatever its headers: it gets the router's 405 (with Allow), not
+        a 415 or 403 that would send the client looking at its headers."""
         self.app = app
-        self.guarded = UNSAFE_METHODS if routed_methods is None else UNSAFE_METHODS & routed_methods
+        self.routes = routes
         allowed = {host_name(h) for h in settings.allowed_hosts}
         self.any_host = "*" in allowed
         self.allowed = frozenset(allowed)
@@ -100,15 +102,19 @@ class SecurityMiddleware:
                 "missing or wrong token: send Authorization: Bearer <TASKHUB_TOKEN>",
                 [(b"www-authenticate", b'Bearer realm="taskhub"')],
             )
-        if scope["method"] in self.guarded:
+        method: str = scope["method"]
+        if method in UNSAFE_METHODS:
+            problem: Problem | None = None
             if not _is_json(content_type):
-                return 415, "state-changing requests must be sent as Content-Type: application/json", []
-            if origin is not None:
+                problem = 415, "state-changing requests must be sent as Content-Type: application/json", []
+            elif origin is not None:
                 given = origin.strip().lower()
                 host_l = host.lower()
                 if given != b"http://" + host_l and given != b"https://" + host_l:
                     o, h = origin.decode("latin-1"), host.decode("latin-1")
-                    return 403, f"cross-origin request refused: Origin {o!r} does not match Host {h!r}", []
+                    problem = 403, f"cross-origin request refused: Origin {o!r} does not match Host {h!r}", []
+            if problem is not None and (self.routes is None or self.routes(path, method)):
+                return problem
         return None
 
     def _host_refused(self, host: bytes) -> str | None:

@@ -117,3 +117,16 @@ def test_a_method_no_route_accepts_is_405_whatever_its_headers(client: httpx.Cli
     cross = client.request(method, "/api/runs", headers={"Origin": "http://evil.example"})
     assert cross.status_code == 405
     assert client.get(f"/api/runs/{run['run_id']}").json()["status"] == "queued"
+
+
+def test_a_write_to_a_read_only_route_is_405_and_a_real_one_still_guarded(client: httpx.Client) -> None:
+    run = submit(client, "noop")
+    for path in ("/api/health", f"/api/runs/{run['run_id']}", "/api/stats", "/api/tasks"):
+        response = client.post(path, content=b"x")  # no JSON Content-Type
+        assert response.status_code == 405, (path, response.text)
+        assert "POST" not in response.headers["allow"]
+        assert client.post(path, json={}, headers={"Origin": "http://evil.example"}).status_code == 405
+    assert client.post("/api/runs", content=b"x").status_code == 415
+    assert client.post(f"/api/runs/{run['run_id']}/cancel", content=b"x").status_code == 415
+    evil = client.post(f"/api/runs/{run['run_id']}/cancel", json={}, headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403
