@@ -14,6 +14,7 @@ from litestar import get
 from litestar.datastructures import State
 from litestar.response import File
 
+from taskhub.api.error_docs import errors
 from taskhub.api.hub import hub_of
 from taskhub.api.logs import contained
 from taskhub.api.models import ArtifactList, ArtifactOut
@@ -61,7 +62,12 @@ def list_files(base: Path, descriptions: dict[str, str | None]) -> list[Artifact
     return out
 
 
-@get("/api/runs/{run_id:str}/artifacts", operation_id="listRunArtifacts", summary="The files a run left as artifacts")
+@get(
+    "/api/runs/{run_id:str}/artifacts",
+    operation_id="listRunArtifacts",
+    responses=errors(404),
+    summary="The files a run left as artifacts",
+)
 async def list_artifacts(state: State, run_id: str) -> ArtifactList:
     hub = hub_of(state)
     view = await find_run(hub, run_id)
@@ -72,6 +78,7 @@ async def list_artifacts(state: State, run_id: str) -> ArtifactList:
 @get(
     "/api/runs/{run_id:str}/artifacts/{name:path}",
     operation_id="getRunArtifact",
+    responses=errors(404),
     summary="Download one artifact (names may contain `/` for files in subfolders)",
     media_type="application/octet-stream",
 )

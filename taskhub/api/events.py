@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from taskhub.api.broadcast import stream_frames
+from taskhub.api.error_docs import errors
 from taskhub.api.errors import is_seq_number
 from taskhub.api.hub import hub_of
 from taskhub.api.models import MAX_SQL_INT, EventOut, EventPage
@@ -35,7 +36,12 @@ def parse_types(raw: str | None) -> list[str] | None:
     return types or None
 
 
-@get("/api/events", operation_id="listEvents", summary="A page of the log, in seq order, optionally filtered")
+@get(
+    "/api/events",
+    operation_id="listEvents",
+    responses=errors(422),
+    summary="A page of the log, in seq order, optionally filtered",
+)
 async def list_events(
     state: State,
     request: Request[Any, Any, Any],
@@ -67,6 +73,7 @@ def _resume_point(request: Request[Any, Any, Any], after: int | None) -> int:
 @get(
     "/api/events/stream",
     operation_id="streamEvents",
+    responses=errors(422, 503),
     summary="Server-Sent Events: `id: <seq>`, `event: <type>`, `data: <envelope>`; "
     "resumes from Last-Event-ID or ?after=",
     media_type="text/event-stream",

@@ -20,6 +20,7 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
+from taskhub.api.error_docs import errors
 from taskhub.api.errors import is_seq_number
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import MAX_SQL_INT
@@ -89,6 +90,7 @@ def complete_utf8(data: bytes) -> int:
 @get(
     "/api/runs/{run_id:str}/logs/{stream:str}",
     operation_id="getRunLog",
+    responses=errors(404, 422),
     summary="Bytes of stdout or stderr from offset (negative: from the end); X-Log-Size is the file's size",
     media_type="text/plain; charset=utf-8",
 )
@@ -158,6 +160,7 @@ async def log_frames(hub: Hub, run_id: str, path: Path, offset: int, killer: Kil
 @get(
     "/api/runs/{run_id:str}/logs/{stream:str}/stream",
     operation_id="streamRunLog",
+    responses=errors(404, 422, 503),
     summary="SSE of new log text from ?offset= (or Last-Event-ID): `event: log` {offset, next_offset, text}, "
     "then `event: end` once the run has finished and everything was sent",
     media_type="text/event-stream",

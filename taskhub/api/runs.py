@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from taskhub.api.error_docs import WRITE_ERRORS, errors
 from taskhub.api.errors import is_seq_number
 from taskhub.api.events import all_values
 from taskhub.api.hub import Hub, hub_of
@@ -51,7 +52,10 @@ async def full_view(hub: Hub, view: RunView) -> RunOut:
     operation_id="submitRun",
     status_code=201,
     summary="Submit a run: 201 with the queued run; 200 with the first run on a repeated idempotency_key",
-    responses={200: ResponseSpec(data_container=RunOut, description="The run first created with this idempotency_key")},
+    responses={
+        **errors(*WRITE_ERRORS, 404),
+        200: ResponseSpec(data_container=RunOut, description="The run first created with this idempotency_key"),
+    },
 )
 async def submit_run(state: State, data: SubmitBody) -> Response[RunOut]:
     """Litestar's way in; a well-formed request is answered by SubmitFastPath (submit.py) before it."""
@@ -59,7 +63,12 @@ async def submit_run(state: State, data: SubmitBody) -> Response[RunOut]:
     return Response(out, status_code=status)
 
 
-@get("/api/runs", operation_id="listRuns", summary="Runs, newest first, in pages stable under concurrent inserts")
+@get(
+    "/api/runs",
+    operation_id="listRuns",
+    responses=errors(422),
+    summary="Runs, newest first, in pages stable under concurrent inserts",
+)
 async def list_runs(
     state: State,
     request: Request[Any, Any, Any],
@@ -84,7 +93,12 @@ async def list_runs(
     return RunPage(items=items, next_cursor=next_cursor)
 
 
-@get("/api/runs/{run_id:str}", operation_id="getRun", summary="One run, with blocked_by while queued")
+@get(
+    "/api/runs/{run_id:str}",
+    operation_id="getRun",
+    responses=errors(404),
+    summary="One run, with blocked_by while queued",
+)
 async def get_run(state: State, run_id: str) -> RunOut:
     hub = hub_of(state)
     return await full_view(hub, await find_run(hub, run_id))
@@ -103,6 +117,7 @@ def _cancel(txn: Txn, run_id: str, reason: str) -> RunView:
 @post(
     "/api/runs/{run_id:str}/cancel",
     operation_id="cancelRun",
+    responses=errors(*WRITE_ERRORS, 404, 409),
     status_code=202,
     summary="Cancel: a queued run at once, a running one through its worker; 409 once finished",
 )
@@ -117,6 +132,7 @@ async def cancel_run(state: State, run_id: str, data: CancelBody | None = None) 
 @post(
     "/api/runs/{run_id:str}/retry",
     operation_id="retryRun",
+    responses=errors(404, 409, 415, 422),
     status_code=201,
     summary="A new run of the same task and params (retry_of set); 409 while the run has not finished",
 )
@@ -130,7 +146,12 @@ async def retry_run(state: State, run_id: str) -> RunOut:
     return run_out(view, await cheap_blockers(view, hub.log.reader, hub.live, hub.clock()))
 
 
-@get("/api/runs/{run_id:str}/events", operation_id="listRunEvents", summary="A run's events, in order")
+@get(
+    "/api/runs/{run_id:str}/events",
+    operation_id="listRunEvents",
+    responses=errors(404, 422),
+    summary="A run's events, in order",
+)
 async def run_events(
     state: State,
     run_id: str,

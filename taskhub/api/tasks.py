@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import get, post
 from litestar.datastructures import State
 
+from taskhub.api.error_docs import WRITE_ERRORS, errors
 from taskhub.api.hub import Hub, hub_of
 from taskhub.api.models import Argv, PreviewBody, TaskErrorOut, TaskList, TaskOut
 from taskhub.api.params import checked_params
@@ -40,7 +41,7 @@ async def list_tasks(state: State) -> TaskList:
     return TaskList(items=items, errors=errors)
 
 
-@get("/api/tasks/{task_id:str}", operation_id="getTask", summary="One task")
+@get("/api/tasks/{task_id:str}", operation_id="getTask", responses=errors(404), summary="One task")
 async def get_task(state: State, task_id: str) -> TaskOut:
     hub = hub_of(state)
     return task_out(hub, hub.registry.get(task_id))
@@ -49,6 +50,7 @@ async def get_task(state: State, task_id: str) -> TaskOut:
 @post(
     "/api/tasks/{task_id:str}/preview",
     operation_id="previewTask",
+    responses=errors(*WRITE_ERRORS, 404),
     status_code=200,
     summary="The exact argv a run with these params would execute (422 naming the field when invalid)",
 )

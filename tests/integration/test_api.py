@@ -377,6 +377,39 @@ def test_openapi_document_names_every_operation(client: httpx.Client) -> None:
     assert all(p.startswith("/api/") for p in doc["paths"])
 
 
+def test_openapi_document_lists_the_errors_each_operation_answers(client: httpx.Client) -> None:
+    """A client generated from the document (or a schema-driven test) knows every error answer."""
+    doc = client.get("/schema/openapi.json").json()
+    by_id = {op["operationId"]: op for path in doc["paths"].values() for op in path.values() if isinstance(op, dict)}
+    run = submit(client, "noop")["run_id"]
+    client.post(f"/api/runs/{run}/cancel", json={})
+    answers = {
+        "submitRun": client.post("/api/runs", json={"task_id": "no_such_task"}),
+        "listRuns": client.get("/api/runs", params={"cursor": "x"}),
+        "getRun": client.get("/api/runs/r-999999"),
+        "cancelRun": client.post(f"/api/runs/{run}/cancel", json={}),
+        "retryRun": client.post("/api/runs/r-999999/retry", json={}),
+        "listRunEvents": client.get(f"/api/runs/{run}/events", params={"limit": 0}),
+        "getTask": client.get("/api/tasks/no_such_task"),
+        "previewTask": client.post("/api/tasks/hello_world/preview", json={"params": {}}),
+        "listEvents": client.get("/api/events", params={"type": "nope"}),
+        "streamEvents": client.get("/api/events/stream", params={"type": "nope"}),
+        "getRunLog": client.get(f"/api/runs/{run}/logs/nope"),
+        "streamRunLog": client.get(f"/api/runs/{run}/logs/stdout/stream", params={"offset": "x"}),
+        "listRunArtifacts": client.get("/api/runs/r-999999/artifacts"),
+        "getRunArtifact": client.get(f"/api/runs/{run}/artifacts/nope.txt"),
+    }
+    for op_id, response in answers.items():
+        status = str(response.status_code)
+        assert response.status_code >= 400, (op_id, response.text)
+        documented = by_id[op_id]["responses"]
+        assert status in documented, f"{op_id} answers {status}, documents {sorted(documented)}"
+        schema = documented[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (op_id, schema)
+    for op_id in ("submitRun", "cancelRun", "previewTask"):
+        assert {"400", "413", "415", "422"} <= set(by_id[op_id]["responses"]), op_id
+
+
 def test_integers_past_64_bits_are_a_422_not_a_500(client: httpx.Client) -> None:
     """Found by schemathesis: an `after` beyond SQLite's 64-bit integers used to reach the database."""
     huge = str(2**80)
