@@ -4,6 +4,7 @@ cancel goes through the API when one answers, else straight onto the log."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from taskhub.cli import blocked, common, output, watch
 from taskhub.settings import Settings
 
+RUN_ID = re.compile(r"r-[A-Za-z0-9]+")  # SPEC section 5
 STATUSES = ("queued", "claimed", "running", "cancelling", "succeeded", "failed", "cancelled")
 
 
@@ -190,6 +192,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from taskhub.errors import IllegalTransition, UnknownRun
 
     s = common.settings()
+    if not RUN_ID.fullmatch(args.run_id):  # never part of a URL: `r-1/retry?` would retry r-1
+        raise unknown_run(args.run_id)
     try:
         if api_available(s):
             with ApiClient(s) as api:

@@ -108,3 +108,14 @@ def test_access_log_setting(tmp_path: Path) -> None:
     assert not load_settings({"TASKHUB_HOME": home, "TASKHUB_ACCESS_LOG": "off"}).access_log
     with pytest.raises(ConfigError, match="TASKHUB_ACCESS_LOG"):
         load_settings({"TASKHUB_HOME": home, "TASKHUB_ACCESS_LOG": "loud"})
+
+
+def test_cancel_of_a_malformed_run_id_touches_nothing_through_the_api(home: Home) -> None:
+    run = json.loads(home.ok("submit", "sleep", "-o", "json"))
+    home.ok("cancel", run["run_id"])
+    before = json.loads(home.ok("runs", "--json"))["items"]
+    for bad in (f"{run['run_id']}/retry?", f"{run['run_id']}/retry#", f"../runs/{run['run_id']}/retry?"):
+        result = home.run("cancel", bad)  # was sent as POST /api/runs/r-N/retry?/cancel: a retry
+        assert result.returncode == 1, result.stdout
+        assert f"unknown run {bad!r}" in result.stderr
+    assert json.loads(home.ok("runs", "--json"))["items"] == before
