@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from taskhub.api.models import ErrorBody
 from taskhub.errors import InvalidParams, TaskHubError
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 _ENCODER = msgspec.json.Encoder()
 _AT_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+_AT_PATH = re.compile(r" - at `\$[^`]*`$")
+_TRUNCATED = "Input data was truncated"
 INTERNAL_ERROR = "internal error; see the API's log"
 
 
@@ -64,15 +66,27 @@ def taskhub_error(_: Request[Any, Any, Any], exc: TaskHubError) -> Response[Any]
     return Response(content=taskhub_error_bytes(exc), status_code=exc.status_code, media_type=MediaType.JSON)
 
 
+def _not_json(message: str) -> str:
+    """msgspec's message for a body that does not decode, as a client can act on it."""
+    if message == _TRUNCATED:
+        return "empty or cut short; expected a JSON object"
+    return _AT_PATH.sub("", message)  # `$[...][...]` says nothing: msgspec does not name the keys here
+
+
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     detail = exc.detail
     field: str | None = None
+    if status == 400 and isinstance(exc.__cause__, SerializationException):  # the body is not JSON
+        detail = f"malformed body: {_not_json(str(exc.detail))}"
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         first = exc.extra[0]
         key = first.get("key") if isinstance(first, dict) else None
-        if key == "data":  # the body as a whole has the wrong shape: malformed
-            detail = f"malformed body: {first.get('message') or 'expected a JSON object'}"
+        if key == "data":  # the body as a whole has the wrong shape (or is missing): malformed
+            message = first.get("message")
+            if not message or message == "'data'":  # Litestar's KeyError for an empty body
+                message = "empty; expected a JSON object"
+            detail = f"malformed body: {message}"
         elif key:
             status, field = 422, str(key)
             detail = f"{first.get('message') or 'invalid value'} (field `{field}`)"

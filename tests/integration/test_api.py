@@ -123,6 +123,29 @@ def test_a_body_not_utf8_or_too_deep_is_400_on_every_route(client: httpx.Client)
     assert client.get(f"/api/runs/{run['run_id']}").json()["status"] == "queued"
 
 
+def test_a_body_that_is_not_json_says_so_on_every_route(client: httpx.Client) -> None:
+    run = submit(client, "noop")
+    headers = {"Content-Type": "application/json"}
+    cases = {
+        b"": "malformed body: empty",
+        b"  ": "malformed body: empty or cut short",
+        b'{"params": {': "malformed body: empty or cut short",
+        b'{"params": {"a": 1e400}}': "malformed body: Number out of range",
+        b'{"params": {"a": ' + b"9" * 5000 + b"}}": "malformed body: Integer value out of range",
+        b"{,}": "malformed body: JSON is malformed",
+    }
+    for url in ("/api/runs", "/api/tasks/noop/preview", f"/api/runs/{run['run_id']}/cancel"):
+        for body, expected in cases.items():
+            if url.endswith("/cancel") and not body.strip():
+                continue  # cancel takes no body at all
+            response = client.post(url, content=body, headers=headers)
+            assert response.status_code == 400, (url, body[:20], response.text)
+            detail = response.json()["detail"]
+            assert detail.startswith(expected), (url, body[:20], detail)
+            assert "'data'" not in detail and "$[" not in detail, detail
+    assert client.get(f"/api/runs/{run['run_id']}").json()["status"] == "queued"
+
+
 def test_body_too_large_is_413(client: httpx.Client) -> None:
     before = last_seq(client)
     big = {"task_id": "hello_world", "params": {"target": "x" * 70_000}}
