@@ -13,6 +13,20 @@ from taskhub.registry import params_schema
 from taskhub.runtime.registry_loader import LoadedTask
 
 
+def printable(text: str) -> str:
+    """`text` as valid UTF-8: a file name that is not (kept by Python as lone surrogates) shows its
+    odd bytes as \\xNN instead of making the whole answer impossible to encode (a 500)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def task_out(hub: Hub, loaded: LoadedTask) -> TaskOut:
     spec = loaded.spec
     key = (spec.task_id, loaded.version)
@@ -21,13 +35,13 @@ def task_out(hub: Hub, loaded: LoadedTask) -> TaskOut:
         schema = hub.schemas[key] = params_schema(spec)
     return TaskOut(
         task_id=spec.task_id,
-        name=spec.name,
-        description=spec.description,
+        name=printable(spec.name),
+        description=printable(spec.description),
         params_schema=schema,
         max_concurrency=spec.max_concurrency,
         timeout_s=spec.timeout_s,
         max_attempts=spec.max_attempts,
-        file=loaded.file,
+        file=printable(loaded.file),
         version=loaded.version,
     )
 
@@ -37,7 +51,7 @@ async def list_tasks(state: State) -> TaskList:
     hub = hub_of(state)
     registry = hub.registry
     items = [task_out(hub, registry.tasks[k]) for k in sorted(registry.tasks)]
-    errors = [TaskErrorOut(file=e.file, error=e.error) for e in registry.errors]
+    errors = [TaskErrorOut(file=printable(e.file), error=printable(e.error)) for e in registry.errors]
     return TaskList(items=items, errors=errors)
 
 

@@ -23,8 +23,10 @@ from tests.integration.conftest_api import (
     claim,
     client,
     finish,
+    free_port,
     last_seq,
     load_fence,
+    make_home,
     start,
     submit,
 )
@@ -474,3 +476,18 @@ def test_stale_liveness_is_refreshed_once_for_all_waiting_requests(tmp_path: Pat
 
     assert asyncio.run(many_at_once()) == [[]] * 20
     assert sum("FROM workers" in q for q in queries) == 1
+
+
+def test_a_task_file_named_in_bytes_that_are_not_utf8_is_listed_not_a_500(tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    (home / "tasks" / os.fsdecode(b"odd\xff.py")).write_text("x = 1\n")  # no `task`: a load error
+    server = ApiServer(home, free_port(), {"TASKHUB_WEB_DIST": str(home / "web" / "dist")})
+    server.start()
+    try:
+        response = httpx.get(f"{server.base_url}/api/tasks", timeout=10)
+        assert response.status_code == 200, response.text
+        errors = response.json()["errors"]
+        assert [e["file"] for e in errors] == ["tasks/odd\\xff.py"]
+        assert "no `task`" in errors[0]["error"]
+    finally:
+        server.stop()
