@@ -159,3 +159,11 @@ def test_an_unexpected_error_is_one_line_and_the_traceback_only_with_verbose(
     assert "Traceback" in err and err.endswith(
         "taskhub: error: unexpected ZeroDivisionError: a bug no handler foresaw\n"
     )
+
+
+def test_tasks_json_with_a_file_named_in_bytes_that_are_not_utf8(home: Home) -> None:
+    (home.path / "tasks" / os.fsdecode(b"odd\xff.py")).write_text("x = 1\n")
+    result = home.run("tasks", "--json")
+    assert result.returncode == 0, result.stderr
+    errors = json.loads(result.stdout)["errors"]
+    assert [e["file"] for e in errors] == ["tasks/odd\\xff.py"]
