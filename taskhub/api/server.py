@@ -1,7 +1,8 @@
 """`taskhub api`: serve create_app(settings) with uvicorn (uvloop + httptools in this process).
 
-A bind address other than loopback is refused unless TASKHUB_TOKEN is set (exit code 2); the
-address bound is added to the Host allowlist so clients that use it are let in. uvicorn's access log
+A bind address other than loopback is refused unless TASKHUB_TOKEN is set (exit code 2), and so is
+an address that cannot be bound (a busy port), with a line that says what to do. The address bound
+is added to the Host allowlist so clients that use it are let in. uvicorn's access log
 is off unless TASKHUB_ACCESS_LOG is set (a line per request costs ~40 us of CPU, a quarter of what a
 durable submit costs in all); when on, it never shows a `?token=`.
 """
@@ -69,9 +70,14 @@ def _server_class(base: type[Any]) -> type[Any]:
         """Ends the SSE streams cleanly as soon as shutdown begins (they never end by themselves)."""
 
         taskhub_app: Any = None
+        cannot_bind = False  # startup failed past the lifespan: the address could not be bound
 
         async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)  # the app's lifespan has loaded everything it keeps
+            try:
+                await super().startup(sockets)  # the app's lifespan has loaded everything it keeps
+            except SystemExit:  # uvicorn's way out of a failed startup (its error is logged)
+                self.cannot_bind = not self.lifespan.should_exit
+                raise
             # What startup made lives as long as the process: out of the GC's sight, a full
             # collection walks only what came later (~50,000 objects took ~25 ms each time). The
             # price: a cycle among them that later turns to garbage (the first version of a task
@@ -136,6 +142,14 @@ def run_api(settings: Settings, host: str | None = None, port: int | None = None
         server.run()
     except KeyboardInterrupt:
         pass
-    except SystemExit as exc:  # uvicorn exits this way when it cannot bind
-        return exc.code if isinstance(exc.code, int) else 1
+    except SystemExit:  # uvicorn's way out of a failed startup, its error logged just before
+        if server.cannot_bind:
+            print(
+                f"taskhub: error: cannot listen on {host}:{port} (the error above says why: usually another"
+                " process has the port); choose another with --port or TASKHUB_PORT",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
+        print("taskhub: error: the API could not start; the error above says why", file=sys.stderr)
+        return 1
     return 0 if server.started else 1

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -167,3 +168,14 @@ def test_tasks_json_with_a_file_named_in_bytes_that_are_not_utf8(home: Home) -> 
     assert result.returncode == 0, result.stderr
     errors = json.loads(result.stdout)["errors"]
     assert [e["file"] for e in errors] == ["tasks/odd\\xff.py"]
+
+
+def test_api_on_a_busy_port_says_so_and_exits_2(home: Home) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = home.run("api", "--port", port, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"taskhub: error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "TASKHUB_PORT" in result.stderr
