@@ -6,6 +6,7 @@ framework.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -31,7 +32,28 @@ def checked_params(spec: TaskSpec, raw: dict[str, Any]) -> tuple[dict[str, Any],
         params = dump(mode="json")
     else:
         params = dict(raw)
+    if (field := _non_finite_field(params)) is not None:
+        # JSON has no inf or nan: stored, the value would come back as null and the run fail later
+        raise InvalidParams(f"{field} must be a finite number: JSON cannot carry inf or nan", field=field)
     return params, argv
+
+
+def _non_finite_field(params: dict[str, Any]) -> str | None:
+    """The first param holding inf or nan (the command line can give them: `-p seconds=inf`)."""
+    for key, value in params.items():
+        if _has_non_finite(value):
+            return str(key)
+    return None
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def _nul_field(raw: dict[str, Any]) -> str | None:

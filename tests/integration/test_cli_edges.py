@@ -179,3 +179,10 @@ def test_api_on_a_busy_port_says_so_and_exits_2(home: Home) -> None:
     assert result.returncode == 2, result.stderr
     assert f"taskhub: error: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "TASKHUB_PORT" in result.stderr
+
+
+def test_submit_refuses_inf_and_nan_that_json_would_store_as_null(home: Home) -> None:
+    for args in (("--param", "seconds=inf"), ("--json", '{"seconds": Infinity}')):
+        result = home.run("submit", "sleep", *args)
+        assert_clean_failure(result, 1, "(field `seconds`)", "finite number")
+    assert json.loads(home.ok("runs", "--json"))["items"] == []  # nothing was recorded
