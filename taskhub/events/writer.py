@@ -168,9 +168,7 @@ class LogWriter:
         if store.unsynced >= 0:
             commit, store.unsynced = store.unsynced, -1
             self._unsettled = []
-            if syncer is None or (self._queue.empty() and syncer.idle()):
-                # Nothing to commit meanwhile (every appender waits on this batch): sync here, saving
-                # the hand-over to the syncer thread and back.
+            if syncer is None or self._sync_here(syncer):
                 _sync_then_acknowledge(store, self._acknowledge, [(batch, committed, commit)])
             else:
                 syncer.put(batch, committed, commit)  # acknowledged once the WAL is on disk
@@ -179,6 +177,11 @@ class LogWriter:
             self._acknowledge(batch, committed)
         # Now and then the store's checkpointer copies the WAL back (on its own thread).
         store.maybe_checkpoint()
+
+    def _sync_here(self, syncer: _Syncer) -> bool:
+        """Nothing to commit meanwhile (every appender waits on this batch): sync on this thread,
+        saving the hand-over to the syncer thread and back."""
+        return self._queue.empty() and syncer.idle()
 
     def _acknowledge(self, batch: list[_Job[Any]], committed: list[Envelope]) -> None:
         for listener in self._listeners:
@@ -298,23 +301,33 @@ class LoopLogWriter(LogWriter):
     """The same group commit, made by the event loop's own thread: for a process whose appends are
     few and come one or two at a time, as a worker's (about one commit per run).
 
-    The ops queued during one turn of the loop share a transaction, which the loop commits (and at
-    FULL syncs) on its next turn. With no writer thread there is no GIL to hand back and forth at
-    every SQLite call and every acknowledgement: a 4 x 1 worker spent ~0.3 ms less CPU per run,
-    and ran 15-25% more runs of `true` a second. The price: while another process holds the write
-    gate, or the fsync runs, this loop waits. A worker has nothing else to record meanwhile; its
-    children keep running, and a timeout's kill comes that much later.
+    The ops queued during one turn of the loop share a transaction, which the loop commits on its
+    next turn. With no writer thread there is no GIL to hand back and forth at every SQLite call and
+    every acknowledgement: a 4 x 1 worker spent ~0.3 ms less CPU per run, and ran 15-25% more runs
+    of `true` a second. The price: while another process holds the write gate, this loop waits. A
+    worker has nothing else to record meanwhile; its children keep running, and a timeout's kill
+    comes that much later.
+
+    At FULL the fdatasync() is left to a syncer thread, which acknowledges the batch through the
+    loop once the WAL is on disk. A disk busy writing back other files (a task writing its log at
+    full speed, say) makes a sync take 100s of ms, and the loop must not freeze that long: the
+    log cap would stop cutting, for one (syncing on the loop let a 40 MiB log grow uncut).
     """
 
     def __init__(self, path: Path | str, synchronous: str = "FULL", clock: Clock = system_clock) -> None:
         super().__init__(path, synchronous, clock)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = -1
         self._store: EventStore | None = None
+        self._syncer: _Syncer | None = None
         self._pending: list[_Job[Any]] = []
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._store = EventStore(self._path, self._synchronous)
+        if self._store.syncs_commits:
+            self._syncer = _Syncer(self._store, self._acknowledge)
 
     async def run(self, op: Callable[[Txn], T]) -> T:
         if self._store is None or self._loop is None:
@@ -330,6 +343,9 @@ class LoopLogWriter(LogWriter):
     async def close(self) -> None:
         if self._store is not None:
             self._flush()
+            if self._syncer is not None:
+                syncer, self._syncer = self._syncer, None
+                await asyncio.to_thread(syncer.close)  # its last acknowledgements come through this loop
             self._store.close()
             self._store = None
 
@@ -339,7 +355,7 @@ class LoopLogWriter(LogWriter):
             return
         self._unsettled = batch
         try:
-            self._commit(self._store, batch, None)
+            self._commit(self._store, batch, self._syncer)
         except BaseException as exc:  # the store itself broke: fail everyone now and later
             log.exception("writer.stopped")
             self._stopped = StoreError(f"the log writer stopped: {exc!r}")
@@ -347,8 +363,14 @@ class LoopLogWriter(LogWriter):
             if not isinstance(exc, Exception):
                 raise  # SystemExit, KeyboardInterrupt: they stop the loop, as they would anywhere else
 
+    def _sync_here(self, syncer: _Syncer) -> bool:
+        return False  # see the class's docstring
+
     def _post(self, loop: asyncio.AbstractEventLoop, callbacks: list[Callback], jobs: list[_Job[Any]]) -> None:
-        _deliver(callbacks, jobs)  # on the loop already: the futures resolve without a self-pipe write
+        if threading.get_ident() == self._loop_thread:
+            _deliver(callbacks, jobs)  # on the loop already: the futures resolve without a self-pipe write
+        else:
+            super()._post(loop, callbacks, jobs)  # from the syncer thread
 
 
 def _run_fast(txn: Txn, batch: list[_Job[Any]]) -> None:
