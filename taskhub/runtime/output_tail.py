@@ -16,7 +16,7 @@ from taskhub.runtime.output_parser import (
     ResultOut,
     parse_line,
 )
-from taskhub.runtime.run_files import CUT_MARKER_HEAD
+from taskhub.runtime.run_files import CUT_MARKER_HEAD, file_size
 
 READ_CHUNK = 1 << 20
 SEARCH_CHUNK = 4 << 20
@@ -35,7 +35,7 @@ class OutputTail:
         self.path = path
         self.fence = fence
         self.clock = clock
-        self.offset = start if start is not None else _size(path)
+        self.offset = start if start is not None else file_size(path)
         self._seen = b""  # the last FINGERPRINT bytes before `offset`
         self.splitter = LineSplitter(prefix=PREFIX)
         self.coalescer = ProgressCoalescer()
@@ -46,7 +46,7 @@ class OutputTail:
         lines: list[bytes] = []
         fd = -1
         # Most short runs write nothing: one stat then, rather than an open, a stat and a close.
-        if self.offset > 0 or (size := _size(self.path)) > 0:
+        if self.offset > 0 or (size := file_size(self.path)) > 0:
             try:
                 fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
@@ -70,6 +70,13 @@ class OutputTail:
         if final:
             lines += self.splitter.flush()
         return self._events(lines, final)
+
+    def cut_at(self, offset: int) -> None:
+        """The log cap cut the file at `offset` (the cap) just now: read on from there. What follows
+        is all new: a write of the child's that came in during the cut, then the cut marker."""
+        self.offset = offset
+        self._seen = b""
+        self.splitter = LineSplitter(prefix=PREFIX)
 
     def _was_cut(self, fd: int, size: int) -> bool:
         if size < self.offset:
@@ -116,10 +123,3 @@ def _after_cut(fd: int, before: int) -> int:
             return start + len(window)
         end = start
     return 0
-
-
-def _size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0

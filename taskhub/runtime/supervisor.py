@@ -39,6 +39,9 @@ from taskhub.settings import Settings
 log = logging.getLogger(__name__)
 
 TAIL_INTERVAL_S = 0.2  # how often a running task's stdout is read for structured lines
+# The first look at a run's output, and the next while a stream keeps going past its cap, come
+# this soon: a task writing 100 MB/s then overshoots by ~5 MB between cuts, not ~20.
+LOOK_SOON_S = 0.05
 REPORT_RETRY_S = 0.5
 # A run over this soon after its spawn is recorded in one commit. `started` waits for it: short
 # enough to be unseen, long enough for most runs of `true` on a busy machine.
@@ -72,13 +75,21 @@ class _Watch:
     stdout_cap: LogCap
     stderr_cap: LogCap
     started_mono: float
+    look_soon: bool = True  # the first look, or the last one cut a log
 
     def poll_then_cut(self, final: bool = False) -> list[Event]:
         """New output events, then the logs cut to their caps: read first (and nothing awaited
         between), so structured lines past the cap still count; stdout's size is the tail's."""
         output = self.tail.poll(final=final)
-        self.stdout_cap.enforce(self.tail.size)
-        self.stderr_cap.enforce()
+
+        def catch_up() -> int:  # the child went on writing: read that too before it is cut
+            output.extend(self.tail.poll(final=final))
+            return self.tail.size
+
+        cut_stdout = self.stdout_cap.enforce(self.tail.size, catch_up)
+        if cut_stdout:
+            self.tail.cut_at(self.stdout_cap.cap)
+        self.look_soon = self.stderr_cap.enforce() or cut_stdout
         return output
 
 
@@ -265,7 +276,7 @@ class RunSupervisor:
         killer: asyncio.Task[list[int]] | None = None
         while not wait.done():
             waker: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
-            timeout = TAIL_INTERVAL_S
+            timeout = LOOK_SOON_S if watch.look_soon else TAIL_INTERVAL_S
             due = tail.due_in()
             if due is not None:
                 timeout = min(timeout, due)

@@ -199,3 +199,32 @@ def test_the_tail_knows_the_size_it_read_up_to(tmp_path: Path) -> None:
     cap = LogCap(path, 100)
     assert cap.enforce(tail.size)  # cut on the size given
     assert path.read_bytes() == b"x" * 100 + CAP_MARKER % 100
+
+
+def test_a_write_that_lands_during_the_cut_is_still_read(log: Path) -> None:
+    """The child's write that waited on the truncate lands at the cap, before the marker (which is
+    appended, not written at the cap over it): told where the cut was, the tail reads it."""
+    tail = OutputTail(log, fence=1, clock=FakeClock())
+    append(log, b"x" * 5000 + b"\n")
+    assert tail.poll() == []
+    os.truncate(log, 1000)  # what LogCap.enforce does, with the child's last line in between
+    append(log, line({"type": "result", "value": "during the cut"}))
+    append(log, CAP_MARKER % 1000)
+    tail.cut_at(1000)
+    assert tail.poll(final=True) == [Result(fence=1, value="during the cut")]
+
+
+def test_the_cap_appends_its_marker_and_the_catch_up_reads_what_came_meanwhile(log: Path) -> None:
+    tail = OutputTail(log, fence=1, clock=FakeClock())
+    append(log, b"x" * 5000 + b"\n")
+    assert tail.poll() == []
+    append(log, line({"type": "result", "value": "after the read"}))  # before the cut, unread
+    caught: list[Result] = []
+
+    def catch_up() -> int:
+        caught.extend(e for e in tail.poll() if isinstance(e, Result))
+        return tail.size
+
+    assert LogCap(log, 1000).enforce(tail.size, catch_up) is True
+    assert caught == [Result(fence=1, value="after the read")]
+    assert log.read_bytes() == b"x" * 1000 + CAP_MARKER % 1000

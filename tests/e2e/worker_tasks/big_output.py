@@ -5,11 +5,13 @@ from taskhub import TaskSpec
 
 class Params(msgspec.Struct):
     mib: int = 50
-    result: bool = False  # end with a `result` line after all that output
+    result: bool = False  # end with a `result` line after all that output...
+    result_after_s: float = 0.0  # ...this long after it
 
 
 def build_command(params: Params) -> list[str]:
-    return ["python3", "tasks/scripts/big_output.py", str(params.mib)] + (["--result"] if params.result else [])
+    result = ["--result", str(params.result_after_s)] if params.result else []
+    return ["python3", "tasks/scripts/big_output.py", str(params.mib), *result]
 
 
 task = TaskSpec(
