@@ -35,3 +35,10 @@ def test_the_port_is_a_tcp_port() -> None:
     for bad in ("70000", "0", "-1", "80.5", "http"):
         with pytest.raises(ConfigError, match="TASKHUB_PORT"):
             load_settings({"TASKHUB_PORT": bad})
+
+
+@pytest.mark.parametrize("name", ["TASKHUB_LEASE_S", "TASKHUB_HEARTBEAT_S", "TASKHUB_READY_PER_SLOT", "TASKHUB_PORT"])
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "1e999"])
+def test_numbers_must_be_finite(name: str, bad: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: bad})
