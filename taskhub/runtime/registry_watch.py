@@ -87,8 +87,10 @@ class RegistryWatcher:
                     continue
                 try:
                     await self._watch(stop)
-                except OSError as exc:  # e.g. the directory vanished while being armed
-                    log.warning("registry.watch_failed dir=%s error=%s", self.tasks_dir, exc)
+                except Exception as exc:  # whatever broke the watch, hot reload goes on
+                    # e.g. the directory vanished while being armed (OSError), or a file name that is
+                    # not UTF-8, which watchfiles cannot report and stops on (in an ExceptionGroup)
+                    log.warning("registry.watch_failed dir=%s error=%r", self.tasks_dir, exc)
                     await self._sleep(min(1.0, self.rescan_s))
         finally:
             self._stop, self._stopping = None, False

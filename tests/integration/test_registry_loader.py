@@ -199,6 +199,18 @@ async def test_hot_reload_add_edit_delete(watcher: RegistryWatcher, tasks_dir: P
     assert seen and seen[-1] is watcher.current
 
 
+async def test_a_file_name_that_is_not_utf8_does_not_stop_hot_reload(
+    watcher: RegistryWatcher, tasks_dir: Path
+) -> None:
+    """watchfiles cannot report such a name and stops; the watcher notes it and watches again."""
+    with open(os.path.join(os.fsencode(tasks_dir), b"odd-\xff.py"), "w") as f:
+        f.write(task_source("odd"))
+    await wait_until(lambda: "odd" in watcher.current.tasks, "the oddly named file's task")
+    write(tasks_dir / "after.py", task_source("after"))
+    await wait_until(lambda: "after" in watcher.current.tasks, "a file added after it")
+    assert not watcher.current.errors
+
+
 async def test_watcher_waits_for_a_missing_directory(tmp_path: Path) -> None:
     tasks_dir = tmp_path / "later"
     w = RegistryWatcher(tasks_dir, rescan_s=0.1, debounce_ms=50)
