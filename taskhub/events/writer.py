@@ -311,7 +311,10 @@ class LoopLogWriter(LogWriter):
     At FULL the fdatasync() is left to a syncer thread, which acknowledges the batch through the
     loop once the WAL is on disk. A disk busy writing back other files (a task writing its log at
     full speed, say) makes a sync take 100s of ms, and the loop must not freeze that long: the
-    log cap would stop cutting, for one (syncing on the loop let a 40 MiB log grow uncut).
+    log cap would stop cutting, for one (syncing on the loop let a 40 MiB log grow uncut). Only
+    while `sync_on_loop()` says nothing else needs the loop (a worker whose runs are all quick
+    ones, each waiting on this very commit) does the loop sync itself, saving the hop there and
+    back: ~0.2 ms of CPU per run for one-slot workers.
     """
 
     def __init__(self, path: Path | str, synchronous: str = "FULL", clock: Clock = system_clock) -> None:
@@ -320,6 +323,7 @@ class LoopLogWriter(LogWriter):
         self._loop_thread = -1
         self._store: EventStore | None = None
         self._syncer: _Syncer | None = None
+        self.sync_on_loop: Callable[[], bool] = lambda: False
         self._pending: list[_Job[Any]] = []
 
     def start(self) -> None:
@@ -364,7 +368,7 @@ class LoopLogWriter(LogWriter):
                 raise  # SystemExit, KeyboardInterrupt: they stop the loop, as they would anywhere else
 
     def _sync_here(self, syncer: _Syncer) -> bool:
-        return False  # see the class's docstring
+        return syncer.idle() and self.sync_on_loop()  # see the class's docstring
 
     def _post(self, loop: asyncio.AbstractEventLoop, callbacks: list[Callback], jobs: list[_Job[Any]]) -> None:
         if threading.get_ident() == self._loop_thread:

@@ -106,6 +106,7 @@ class RunSupervisor:
         self.lease_deadline = time.monotonic() + ctx.settings.lease_s
         self.spawned: Spawned | None = None
         self.stop_reason: str | None = None  # cancelled | timed_out | shutdown | fenced | self_fenced
+        self.long = False  # its process outlived the short window: the loop tails and watches it
         self._wake = asyncio.Event()
         self._started: asyncio.Future[None] | None = None
 
@@ -220,6 +221,7 @@ class RunSupervisor:
         await self._report(self._after(end, [started]), retry=True, hand_over=True)
 
     async def _supervise_long_run(self, watch: _Watch, started: Started) -> None:
+        self.long = True
         spawned = watch.spawned
         # Moving a pid into a cgroup now and then takes 10-30 ms (the kernel synchronises every
         # migration), which would dominate a short run: only runs still alive after CONTAIN_AFTER_S

@@ -24,6 +24,7 @@ import psutil
 from taskhub.events.log import Log
 from taskhub.events.store import Txn, connect
 from taskhub.events.types import WorkerStarted, WorkerStopped
+from taskhub.events.writer import LoopLogWriter
 from taskhub.projections import ops
 from taskhub.projections.runs import RunView
 from taskhub.runtime.process import default_python_bin_dir, make_descriptors_private, put_on_path_first
@@ -82,6 +83,8 @@ class Worker:
         # One thread does it all (see LoopLogWriter): each hand-over of the GIL between threads cost
         # more CPU per run than the work handed over.
         self.log = log = await Log.open(settings.db_path, settings.synchronous, writes_on_loop=True)
+        if isinstance(log.writer, LoopLogWriter):
+            log.writer.sync_on_loop = self._only_quick_runs
         # The claim loop's checks are tiny indexed reads: on the loop thread they cost ~20 us, a
         # thread hop (aiosqlite) costs several times that, and they run on every change of the log.
         self.peek = connect(settings.db_path, readonly=True)
@@ -207,6 +210,10 @@ class Worker:
         if now_slots and not claimed:
             self._wake()  # nothing due now: the claim loop waits for the queue on the slot's behalf
         return view
+
+    def _only_quick_runs(self) -> bool:
+        """No run here needs the loop while a commit syncs: none is tailed, capped or timed."""
+        return not any(sup.long for sup in self.running.values())
 
     def _free_slots(self) -> int:
         return self.concurrency - len(self.running) - self.handing_over
