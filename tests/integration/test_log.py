@@ -17,6 +17,7 @@ from taskhub.errors import FenceRefused, StoreError
 from taskhub.events.log import Log
 from taskhub.events.store import EventStore, Txn
 from taskhub.events.types import Envelope, Heartbeat, Submitted
+from taskhub.events.writer import LoopLogWriter
 from taskhub.projections import ops
 from taskhub.projections.audit import audit
 from taskhub.projections.queries import list_runs
@@ -358,6 +359,11 @@ async def test_the_loop_writer_syncs_a_full_commit_off_the_loop_and_only_then_ac
         await loop_log.run(lambda txn: ops.submit(txn, Submitted(task_id="t", params={})))
         assert len(synced) == expected  # synced before the caller heard back
     assert threading.get_ident() not in synced
+    # Unless its owner says nothing else needs the loop meanwhile (a worker with only quick runs).
+    assert isinstance(loop_log.writer, LoopLogWriter)
+    loop_log.writer.sync_on_loop = lambda: True
+    await loop_log.run(lambda txn: ops.submit(txn, Submitted(task_id="t", params={})))
+    assert synced[-1] == threading.get_ident()
 
 
 @pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt(), asyncio.CancelledError()])
