@@ -11,20 +11,7 @@ from taskhub.api.models import Argv, PreviewBody, TaskErrorOut, TaskList, TaskOu
 from taskhub.api.params import checked_params
 from taskhub.registry import params_schema
 from taskhub.runtime.registry_loader import LoadedTask
-
-
-def printable(text: str) -> str:
-    """`text` as valid UTF-8: a file name that is not (kept by Python as lone surrogates) shows its
-    odd bytes as \\xNN instead of making the whole answer impossible to encode (a 500)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that did not come from a byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+from taskhub.text import printable
 
 
 def task_out(hub: Hub, loaded: LoadedTask) -> TaskOut:

@@ -113,19 +113,6 @@ class ProgressBar:
             self.stream.flush()
 
 
-def printable(text: str) -> str:
-    """`text` as valid UTF-8 (JSON needs it): bytes of a file name that are not show as \\xNN."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that did not come from a byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def err(message: str) -> None:
     sys.stderr.write(message.rstrip("\n") + "\n")
     sys.stderr.flush()

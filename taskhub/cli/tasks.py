@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from taskhub.cli import common, output
+from taskhub.text import printable
 
 if TYPE_CHECKING:
     from taskhub.runtime.registry_loader import LoadedTask, Registry
@@ -41,13 +42,13 @@ def task_record(task: LoadedTask) -> dict[str, Any]:
     spec = task.spec
     return {
         "task_id": spec.task_id,
-        "name": output.printable(spec.name),
-        "description": output.printable(spec.description),
+        "name": printable(spec.name),
+        "description": printable(spec.description),
         "params_schema": params_schema(spec),
         "max_concurrency": spec.max_concurrency,
         "timeout_s": spec.timeout_s,
         "max_attempts": spec.max_attempts,
-        "file": output.printable(task.file),
+        "file": printable(task.file),
         "version": task.version,
     }
 
@@ -58,7 +59,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         raise common.CliError(f"no tasks folder at {s.tasks_dir}; run from your TaskHub folder or set TASKHUB_HOME")
     registry = load_registry(s)
     items = [task_record(t) for _, t in sorted(registry.tasks.items())]
-    errors = [{"file": output.printable(e.file), "error": output.printable(e.error)} for e in registry.errors]
+    errors = [{"file": printable(e.file), "error": printable(e.error)} for e in registry.errors]
     if args.json:
         output.print_json({"items": items, "errors": errors})
         return common.EXIT_OK

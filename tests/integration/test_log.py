@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -240,6 +240,20 @@ async def test_follow_sees_another_processes_appends_in_order_without_gaps(tmp_p
 # -- what a failure cannot do: leave a caller waiting ---------------------------------------------
 
 
+def _submit_unless_second(raised: BaseException) -> Callable[[int], Callable[[Txn], str]]:
+    """Ops that submit run i, except op 2, which raises `raised`."""
+
+    def submit(i: int) -> Callable[[Txn], str]:
+        def run(txn: Txn) -> str:
+            if i == 2:
+                raise raised
+            return ops.submit(txn, Submitted(task_id="t", params={"i": i}))[0].run_id
+
+        return run
+
+    return submit
+
+
 @pytest.mark.parametrize("raised", [SystemExit(3), KeyboardInterrupt(), asyncio.CancelledError()])
 async def test_an_op_raising_a_base_exception_fails_only_its_caller(log: Log, raised: BaseException) -> None:
     entered, gate = threading.Event(), threading.Event()
@@ -248,14 +262,7 @@ async def test_an_op_raising_a_base_exception_fails_only_its_caller(log: Log, ra
         entered.set()
         assert gate.wait(10)
 
-    def submit(i: int) -> object:
-        def run(txn: Txn) -> str:
-            if i == 2:
-                raise raised
-            return ops.submit(txn, Submitted(task_id="t", params={"i": i}))[0].run_id
-
-        return run
-
+    submit = _submit_unless_second(raised)
     first = asyncio.create_task(log.run(hold))
     await wait_until_async(entered.is_set, timeout=10)
     tasks = [asyncio.create_task(log.run(submit(i))) for i in range(5)]  # type: ignore[arg-type]
@@ -370,14 +377,7 @@ async def test_the_loop_writer_syncs_a_full_commit_off_the_loop_and_only_then_ac
 async def test_the_loop_writer_fails_only_the_caller_of_an_op_raising_a_base_exception(
     loop_log: Log, raised: BaseException
 ) -> None:
-    def submit(i: int) -> object:
-        def run(txn: Txn) -> str:
-            if i == 2:
-                raise raised
-            return ops.submit(txn, Submitted(task_id="t", params={"i": i}))[0].run_id
-
-        return run
-
+    submit = _submit_unless_second(raised)
     results = await asyncio.gather(*(loop_log.run(submit(i)) for i in range(5)), return_exceptions=True)  # type: ignore[arg-type]
     assert isinstance(results[2], StoreError) and type(raised).__name__ in str(results[2])
     assert [isinstance(r, str) for r in results] == [True, True, False, True, True]
