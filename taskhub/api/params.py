@@ -7,6 +7,7 @@ framework.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -38,12 +39,17 @@ def checked_params(spec: TaskSpec, raw: dict[str, Any]) -> tuple[dict[str, Any],
     return params, argv
 
 
-def _non_finite_field(params: dict[str, Any]) -> str | None:
-    """The first param holding inf or nan (the command line can give them: `-p seconds=inf`)."""
+def _first_field(params: dict[str, Any], bad: Callable[[object], bool]) -> str | None:
+    """The first param whose value is `bad`: the field an error names."""
     for key, value in params.items():
-        if _has_non_finite(value):
+        if bad(value):
             return str(key)
     return None
+
+
+def _non_finite_field(params: dict[str, Any]) -> str | None:
+    """The first param holding inf or nan (the command line can give them: `-p seconds=inf`)."""
+    return _first_field(params, _has_non_finite)
 
 
 def _has_non_finite(value: object) -> bool:
@@ -58,10 +64,7 @@ def _has_non_finite(value: object) -> bool:
 
 def _nul_field(raw: dict[str, Any]) -> str | None:
     """The first param whose value carries a NUL byte (no command line can): the field to name."""
-    for key, value in raw.items():
-        if _has_nul(value):
-            return str(key)
-    return None
+    return _first_field(raw, _has_nul)
 
 
 def _has_nul(value: object) -> bool:
