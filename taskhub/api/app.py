@@ -20,6 +20,7 @@ from litestar.utils import normalize_path
 from taskhub.api import artifacts, events, logs, runs, spa, system, tasks
 from taskhub.api.broadcast import Broadcaster
 from taskhub.api.errors import EXCEPTION_HANDLERS
+from taskhub.api.head import HeadAsGet
 from taskhub.api.hub import CLIENT_QUEUE, KEEPALIVE_S, LOG_POLL_S, Hub, StreamSlots, extra_float
 from taskhub.api.query import DropEmptyParams
 from taskhub.api.security import SecurityMiddleware
@@ -140,6 +141,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Litestar:
     # In front of Litestar's request handler (its exception handling around the router), not inside
     # it: the guard then sees every request before routing, and the hot POST /api/runs skips
     # Litestar's per-request machinery. Litestar.__call__ only handles the lifespan itself.
-    fast = SubmitFastPath(DropEmptyParams(app.asgi_handler), app, settings.max_body_bytes)
+    fast = SubmitFastPath(HeadAsGet(DropEmptyParams(app.asgi_handler)), app, settings.max_body_bytes)
     app.asgi_handler = SecurityMiddleware(fast, settings, partial(_routes, app))
     return app

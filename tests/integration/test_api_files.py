@@ -148,3 +148,33 @@ def test_spa_fallback_and_cache_headers(client: httpx.Client, api: ApiServer) ->
         for path in sorted(dist.rglob("*"), reverse=True):
             path.rmdir() if path.is_dir() else path.unlink()
         os.rmdir(dist)
+
+
+def test_head_answers_like_get_without_the_body(api: ApiServer, client: httpx.Client, run_with_files: str) -> None:
+    """HEAD on any GET route: GET's status and headers, no body; the connection stays usable after it."""
+    run_id = run_with_files
+    paths = [
+        "/api/health",
+        f"/api/runs/{run_id}",
+        f"/api/runs/{run_id}/logs/stdout",
+        f"/api/runs/{run_id}/artifacts/report.txt",
+        "/api/runs/r-404404",  # a 404 stays a 404
+        "/",
+    ]
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)  # one keep-alive connection
+    try:
+        for path in paths:
+            get = client.get(path)
+            conn.request("HEAD", path)
+            head = conn.getresponse()
+            assert head.read() == b"", path  # http.client reads no body for HEAD: the next request proves none came
+            assert head.status == get.status_code, path
+            for name in ("content-type", "content-length", "x-log-size"):
+                assert head.getheader(name) == get.headers.get(name), (path, name)
+        conn.request("GET", f"/api/runs/{run_id}/logs/stdout")  # framing intact after the HEADs
+        after = conn.getresponse()
+        assert after.status == 200 and after.read() == b"line one\nline two\nh\xc3\xa9llo\n"
+    finally:
+        conn.close()
+    stream = client.head(f"/api/runs/{run_id}/logs/stdout/stream")  # never-ending GETs have no HEAD
+    assert stream.status_code == 405 and "GET" in stream.headers["allow"]
