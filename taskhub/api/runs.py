@@ -108,8 +108,6 @@ def _cancel(txn: Txn, run_id: str, reason: str) -> RunView:
     view = load_run(txn.conn, run_id)  # decided on the view inside the write transaction
     if view is None:
         raise UnknownRun(f"No such run: {run_id!r}")
-    if view.status in t.TERMINAL:
-        raise IllegalTransition(f"run {run_id} has already finished ({view.status}): nothing to cancel")
     events = decide_cancel(view, reason)
     return ops.append_run_events(txn, run_id, events) if events else view
 

@@ -203,7 +203,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     except UnknownRun:
         raise unknown_run(args.run_id) from None
     except IllegalTransition as exc:
-        raise common.CliError(f"cannot cancel {args.run_id}: it has already finished ({exc})") from None
+        raise common.CliError(str(exc)) from None  # the run has finished, and how
     if args.json:
         output.print_json(run)
     else:

@@ -80,6 +80,8 @@ def decide_cancel(view: RunView, reason: str = "") -> list[Event]:
         return [Cancelled(reason=reason)]
     if view.status == t.CANCELLING:
         return []
+    if view.status in t.TERMINAL:
+        raise IllegalTransition(f"run {view.run_id} has already finished ({view.status}): nothing to cancel")
     _require(view, "cancel_requested")
     return [CancelRequested(reason=reason)]
 

@@ -375,3 +375,9 @@ def test_a_new_claim_forgets_the_previous_attempt() -> None:
         assert getattr(claimed, name) is None, name
     first = apply_run(view_in(t.QUEUED), env_of(Claimed(attempt=1, fence=10, lease_expires_at=iso(NOW))))
     assert first is not None and first.attempt == 1 and first.started_at is None
+
+
+@pytest.mark.parametrize("status", sorted(t.TERMINAL))
+def test_decide_cancel_of_a_finished_run_says_so(status: str) -> None:
+    with pytest.raises(IllegalTransition, match=rf"has already finished \({status}\): nothing to cancel"):
+        decide_cancel(view_in(status))
