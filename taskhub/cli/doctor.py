@@ -94,8 +94,9 @@ def check_sqlite() -> list[Check]:
         return [Check("sqlite", "ok", f"SQLite {version}")]
     return [Check(
         "sqlite", "warn",
-        f"SQLite {version} is older than 3.51.3: a rare WAL-reset race can corrupt a database that several"
-        " processes write at once (TaskHub's API, workers and reaper do)",
+        f"SQLite {version} is older than 3.51.3, whose WAL-reset race can corrupt a database that several"
+        " processes write; TaskHub's own checkpoints take turns and never start at the moment the race"
+        " needs, but another program checkpointing this file (the sqlite3 shell, a backup tool) could",
         "use a Python linked against SQLite >= 3.51.3 when you can; keep `taskhub events export` backups",
     )]
 

@@ -28,6 +28,9 @@ class Checkpointer:
     has grown past RESTART_FRAMES, the copy is finished with a second, short checkpoint under the
     write gate (only the frames of the last moments are left), after which the next commit rewinds
     the WAL. Readers keep their snapshots short, so they rarely hold it up.
+
+    Every checkpoint takes its turn through WriteGate.checkpointing(): one at a time across every
+    process, and none at the moment SQLite's WAL-reset bug needs (before 3.51.3).
     """
 
     def __init__(self, path: Path, open_connection: Callable[[], sqlite3.Connection]) -> None:
@@ -36,6 +39,7 @@ class Checkpointer:
         self._open_connection = open_connection
         self._due = threading.Event()
         self._stopping = False
+        self.passes = 0  # requests handled (a checkpoint made or skipped), for tests
         self._thread = threading.Thread(target=self._run, name="taskhub-checkpoint", daemon=True)
         self._thread.start()
 
@@ -55,30 +59,42 @@ class Checkpointer:
             return
         gate: WriteGate | None = None
         try:
+            gate = WriteGate(self._path)
             while True:
                 self._due.wait()
                 self._due.clear()
                 if self._stopping:
                     return
                 try:
-                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if frames < RESTART_FRAMES:
-                        continue
-                    # What the checkpoint under the gate fsyncs is written ahead of it, outside: the
-                    # WAL so far (NORMAL leaves it unsynced). The gate is then held 3-5 ms, not 6-30.
-                    _presync(f"{self._path}-wal")
-                    gate = gate or WriteGate(self._path)
-                    gate.acquire()
-                    try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    finally:
-                        gate.release()
+                    self._checkpoint(conn, gate)
                 except (sqlite3.Error, StoreError) as exc:  # busy: another checkpoint is running, fine
                     log.debug("store.checkpoint_skipped error=%s", exc)
+                self.passes += 1
+        except StoreError as exc:
+            log.warning("store.checkpointer_failed error=%s", exc)
         finally:
             conn.close()
             if gate is not None:
                 gate.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection, gate: WriteGate) -> None:
+        with gate.checkpointing() as safe:  # see WriteGate.checkpointing: SQLite's WAL-reset bug
+            if not safe:
+                return
+            _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames >= RESTART_FRAMES:
+                # Even when this copied every frame: a writer already in a transaction appends to
+                # the WAL's end, and only a writer that begins with it all copied starts it over.
+                # What the checkpoint under the gate fsyncs is written ahead of it, outside: the
+                # WAL so far (NORMAL leaves it unsynced). The gate is then held 3-5 ms, not 6-30.
+                _presync(f"{self._path}-wal")
+                gate.acquire()
+                try:
+                    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                finally:
+                    gate.release()
+            if copied == frames:
+                gate.copied_back()
 
 
 def _presync(path: str) -> None:

@@ -287,10 +287,11 @@ class EventStore:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
-            commit = self._gate.committed() if self.syncs_commits and self.conn.total_changes != changes else -1
+            # Counted at every level (the checkpoints go by it), synced at FULL.
+            commit = self._gate.committed() if self.conn.total_changes != changes else -1
         finally:
             self._gate.release()
-        if commit >= 0:
+        if commit >= 0 and self.syncs_commits:
             self.last_commit = commit
             if sync:
                 self.sync_wal(commit)

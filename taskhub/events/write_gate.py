@@ -8,6 +8,8 @@ import mmap
 import os
 import struct
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from taskhub.errors import StoreError
@@ -108,13 +110,47 @@ class WriteGate:
             _range_lock(self._fd, fcntl.F_UNLCK, slot - 1, wait=False, length=2)
 
     def committed(self) -> int:
-        """Count a commit that needs syncing, while holding the gate; returns its number (0 when this
-        gate keeps no counters, which makes sync() always fsync)."""
+        """Count a commit that wrote to the WAL, while holding the gate; returns its number (0 when
+        this gate keeps no counters, which makes sync() always fsync). The count serves sync() and
+        the checkpoints (see checkpointing())."""
         if self._tickets is None:
             return 0
         count = _TICKET.unpack_from(self._tickets, _COMMITS_AT)[0] + 1
         _TICKET.pack_into(self._tickets, _COMMITS_AT, count)
         return int(count)
+
+    @contextmanager
+    def checkpointing(self) -> Iterator[bool]:
+        """The turn to checkpoint the WAL, if now is a safe moment: yields False when it is not.
+
+        SQLite before 3.51.3 has a race (the "WAL-reset bug", sqlite.org/wal.html#walresetbug) that
+        can corrupt the database: a checkpoint starts just after another one copied the whole WAL
+        back, while a writer, finding it all copied, starts the WAL over; the late checkpoint then
+        misrecords what it copied. So one checkpoint at a time across every process (a lock on a
+        byte of this file, let go even by kill -9), and none while the WAL is wholly copied back
+        with nothing committed since: a checkpoint has nothing to do then, and it is the one moment
+        a writer may start the WAL over. Once a commit has been counted (committed()), the WAL was
+        started over before it ended, and it cannot be again until a checkpoint copies it all back,
+        which only the holder of this turn can do. The caller says so with copied_back().
+        """
+        if self._tickets is None:  # no OFD locks: no counters either; checkpoint as SQLite would
+            yield True
+            return
+        try:
+            _range_lock(self._fd, fcntl.F_WRLCK, _CHECKPOINT_BYTE, wait=False)
+        except OSError:  # another checkpoint is running: it will do
+            yield False
+            return
+        try:
+            commits = _TICKET.unpack_from(self._tickets, _COMMITS_AT)[0]
+            yield commits != _TICKET.unpack_from(self._tickets, _COPIED_AT)[0]
+        finally:
+            _range_lock(self._fd, fcntl.F_UNLCK, _CHECKPOINT_BYTE, wait=False)
+
+    def copied_back(self) -> None:
+        """Within checkpointing(): the checkpoint just made left every frame of the WAL copied back."""
+        if self._tickets is not None:
+            _TICKET.pack_into(self._tickets, _COPIED_AT, _TICKET.unpack_from(self._tickets, _COMMITS_AT)[0])
 
     def sync(self, fd: int, commit: int) -> None:
         """fdatasync() `fd` (the WAL) unless another writer's fsync, begun after commit number `commit`,
@@ -155,17 +191,20 @@ class WriteGate:
 
 
 # The lock file's layout: byte 0 is rung after commits; the ticket counter lives at _TICKET_AT, the
-# commit and synced counters after it; the byte-range locks (advisory, so they may lie past the end
-# of the file) are the draw lock, the sync lock and one byte per ticket modulo _SLOTS.
+# commit, synced and copied-back counters after it; the byte-range locks (advisory, so they may lie
+# past the end of the file) are the draw lock, the sync lock, the checkpoint lock and one byte per
+# ticket modulo _SLOTS.
 # Native size and alignment: packed with one memcpy of 8 aligned bytes, a single load or store on
 # the 64-bit machines we run on, so a reader outside the writer's lock never sees half a count.
 _TICKET = struct.Struct("Q")
 _TICKET_AT = 8
-_COMMITS_AT = 16  # commits counted by committed(), under the gate
+_COMMITS_AT = 16  # commits that wrote to the WAL, counted by committed(), under the gate
 _SYNCED_AT = 24  # commits known to be on disk, under the sync lock
+_COPIED_AT = 32  # the commits counted when a checkpoint last copied the whole WAL back
 _MAP_SIZE = 64
 _DRAW_BYTE = 1 << 20
 _SYNC_BYTE = (1 << 20) + 1
+_CHECKPOINT_BYTE = (1 << 20) + 2
 _SLOT_BASE = 2 << 20
 _SLOTS = 1 << 16
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks)

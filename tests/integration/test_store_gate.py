@@ -191,6 +191,83 @@ def test_the_wal_is_rewound_while_another_process_keeps_writing(db: Path, monkey
                 stream.close()
 
 
+def counters(db: Path) -> tuple[int, int]:
+    """(commits that wrote, commits counted when a checkpoint last copied the whole WAL back)."""
+    data = db.with_name(db.name + "-lock").read_bytes()
+    commits, _, copied = struct.unpack_from("QQQ", data, 16)
+    return int(commits), int(copied)
+
+
+def submit_one(store: EventStore) -> None:
+    with store.transaction(time.time()) as txn:
+        ops.submit(txn, Submitted(task_id="t", params={}))
+
+
+@pytest.mark.parametrize("level", ["NORMAL", "FULL"])
+def test_every_commit_that_writes_is_counted_at_every_level(db: Path, level: str) -> None:
+    store = EventStore(db, synchronous=level)
+    try:
+        before, _ = counters(db)
+        submit_one(store)
+        submit_one(store)
+        with store.transaction(time.time()):
+            pass  # wrote nothing: the WAL did not change
+        assert counters(db)[0] == before + 2
+    finally:
+        store.close()
+
+
+def test_no_checkpoint_starts_while_the_wal_is_all_copied_back_and_nothing_was_written_since(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's WAL-reset bug (before 3.51.3) needs a checkpoint that starts just after another copied
+    the whole WAL back, while a writer starts the WAL over: that moment is never a checkpoint's turn."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_COMMITS", 1)  # every commit asks for a checkpoint
+    store = EventStore(db, synchronous="NORMAL")
+    probe = WriteGate(db)
+    try:
+        submit_one(store)
+        wait_until(lambda: counters(db)[1] == counters(db)[0], 30, message="the checkpointer copied the WAL back")
+        with probe.checkpointing() as safe:
+            assert not safe, "all copied back and nothing written since: not a moment to checkpoint"
+        submit_one(store)  # a commit: the WAL was started over (or grown) before it returned
+        store.close()  # its checkpointer is done: nothing else moves the counters now
+        commits, copied = counters(db)
+        assert commits == copied + 1 or commits == copied, (commits, copied)
+        with probe.checkpointing() as safe:
+            assert safe == (commits != copied)
+    finally:
+        store.close()
+        probe.close()
+
+
+def test_one_checkpoint_at_a_time_across_every_process(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint asked for while another holds the turn (here a second open of the lock file, as
+    another process would have) is skipped; once the turn is free, the next one copies the WAL back."""
+    monkeypatch.setattr(store_module, "CHECKPOINT_COMMITS", 1)
+    other = WriteGate(db)
+    store = EventStore(db, synchronous="NORMAL")
+    try:
+        with other.checkpointing():
+            submit_one(store)
+            checkpointer = store._checkpointer
+            assert checkpointer is not None
+            wait_until(lambda: checkpointer.passes >= 1, 30, message="the checkpointer took the request")
+            commits, copied = counters(db)
+            assert copied < commits, "a checkpoint ran while another held the turn"
+            third = WriteGate(db)
+            try:
+                with third.checkpointing() as turn:
+                    assert not turn  # one turn per lock file, for every open of it
+            finally:
+                third.close()
+        submit_one(store)
+        wait_until(lambda: counters(db)[1] == counters(db)[0], 30, message="the WAL copied back once the turn was free")
+    finally:
+        store.close()
+        other.close()
+
+
 def test_group_commit_at_full_acknowledges_only_what_is_on_disk(db: Path) -> None:
     """The writer commits at NORMAL and hands each batch to its syncer thread, which fdatasync()s the
     WAL and only then resolves the batch's futures; with many appenders waiting, every append still
