@@ -1,9 +1,11 @@
 """The reaper: finds runs whose worker is gone or whose lease expired, kills their trees, records it.
 
 Each tick reads the projections (active runs, workers), asks the host which workers are dead, and
-reaps what `reaper_decide.select_reaps` returns. It wakes on every change of the log and at least
-every `interval_s`, and sleeps no longer than until the next lease deadline, so a dead worker is
-noticed within about a second and an expired lease within a tick of its deadline.
+reaps what `reaper_decide.select_reaps` returns. It ticks every `interval_s`, and sooner at the next
+lease deadline, so a dead worker is noticed within about a second and an expired lease within a
+tick of its deadline. It does not tick on changes of the log: what it reaps comes due with time, and
+under load the log changes every few ms (a sweep at each, even 50 ms apart, cost the reaper ~0.5 ms
+of CPU per run when 4 workers ran 2,000 runs submitted one by one).
 
 Nothing is remembered between ticks that the log does not hold, except which reaps are in flight in
 this process (so one run is not killed twice concurrently) and when the last tick ran (to notice
@@ -43,7 +45,7 @@ from taskhub.settings import Settings
 logger = logging.getLogger(__name__)
 
 TICK_S = 0.5  # the longest sleep between ticks: bounds how late a dead worker is noticed
-MIN_TICK_GAP_S = 0.05  # log changes come in bursts under load; one tick per burst is enough
+MIN_TICK_GAP_S = 0.05  # the shortest sleep, even when a deadline has just passed
 EXPIRY_SLACK_S = 0.01  # wake just after a deadline, since "expired" means strictly past it
 MAX_PARALLEL_REAPS = 16  # each reap scans /proc; bound the work a mass expiry starts at once
 READ_BATCH = 1000
@@ -170,7 +172,7 @@ class Reaper:
         return max(delay, MIN_TICK_GAP_S)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until `stop` is set: on log changes, on the timer, and at lease deadlines."""
+        """Tick until `stop` is set: every interval, and at lease deadlines."""
         logger.info(
             "reaper.started host=%s containment=%s interval_s=%s lease_s=%s kill_grace_s=%s",
             self.host,
@@ -179,24 +181,17 @@ class Reaper:
             self.settings.lease_s,
             self.settings.kill_grace_s,
         )
-        stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                seen = self.log.signal.generation
                 now = self.clock()
                 try:
                     await self.sweep(now)
                 except Exception:
                     # Reads failed (the database busy or briefly unreadable): a service outlives that.
                     logger.exception("reaper.tick_failed")
-                changed = asyncio.ensure_future(self.log.signal.wait(seen, self.sleep_for(now)))
-                await asyncio.wait({stopping, changed}, return_when=asyncio.FIRST_COMPLETED)
-                changed.cancel()
-                if not stop.is_set():
-                    # Rate limit: a busy log changes every few ms.
-                    await asyncio.wait({stopping}, timeout=MIN_TICK_GAP_S)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.sleep_for(now))
         finally:
-            stopping.cancel()
             await self._settle()
             logger.info("reaper.stopped")
 
@@ -221,7 +216,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         loop.add_signal_handler(sig, stop.set)  # the handler only sets a flag; the loop does the work
     try:
         try:
-            log = await Log.open(settings.db_path, synchronous=settings.synchronous)
+            # No file watch: the reaper ticks on a timer, never on the log's changes.
+            log = await Log.open(settings.db_path, synchronous=settings.synchronous, watch=False)
         except StoreError as exc:
             logger.error("reaper.cannot_open db=%s: %s", settings.db_path, exc)
             return 1
