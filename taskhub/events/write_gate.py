@@ -47,8 +47,12 @@ class WriteGate:
     4 one-slot workers spent ~0.2 ms more CPU per run, taken from their runs. Not kept.)
     """
 
+    @staticmethod
+    def lock_path(db_path: Path) -> Path:
+        return db_path.with_name(db_path.name + "-lock")
+
     def __init__(self, db_path: Path) -> None:
-        self.path = db_path.with_name(db_path.name + "-lock")
+        self.path = self.lock_path(db_path)
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
@@ -171,16 +175,16 @@ class WriteGate:
             _range_lock(self._fd, fcntl.F_UNLCK, _SYNC_BYTE, wait=False)
 
     def ring(self) -> None:
-        """Touch the lock file after a commit: followers watching the files wake only once it is visible.
+        """Touch the lock file after a commit: what wakes followers in other processes (ChangeSignal
+        watches this file), once the commit is visible.
 
-        The WAL's own change notification fires on write(), before the fsync and the wal-index
-        update that make the commit visible (at synchronous=FULL with a slow disk, long before); a
-        follower woken then reads nothing, and without this it would wait for the next write or poll.
+        The WAL's own change notifications fire on each write(), before the wal-index update that
+        makes the commit visible; a follower woken then would read nothing.
         (Drawing a ticket writes to the file's memory map, which notifies nobody.)
         """
         try:
             os.pwrite(self._fd, b"\0", 0)
-        except OSError as exc:  # the commit stands; followers still have the WAL's event and the poll
+        except OSError as exc:  # the commit stands; followers still have their poll
             log.warning("store.ring_failed error=%s", exc)
 
     def close(self) -> None:
