@@ -133,9 +133,10 @@ class WriteGate:
         misrecords what it copied. So one checkpoint at a time across every process (a lock on a
         byte of this file, let go even by kill -9), and none while the WAL is wholly copied back
         with nothing committed since: a checkpoint has nothing to do then, and it is the one moment
-        a writer may start the WAL over. Once a commit has been counted (committed()), the WAL was
-        started over before it ended, and it cannot be again until a checkpoint copies it all back,
-        which only the holder of this turn can do. The caller says so with copied_back().
+        a writer may start the WAL over. Once a commit has been counted since (committed()), the
+        WAL no longer lies wholly copied back (that commit started it over, or appended to it), and
+        only a checkpoint, which needs this turn, can copy it all back again. The caller says when
+        it did with copied_back().
         """
         if self._tickets is None:  # no OFD locks: no counters either; checkpoint as SQLite would
             yield True
