@@ -24,6 +24,7 @@ import psutil
 from taskhub.events.log import Log
 from taskhub.events.store import Txn, connect
 from taskhub.events.types import WorkerStarted, WorkerStopped
+from taskhub.events.write_gate import ClaimTurn
 from taskhub.events.writer import LoopLogWriter
 from taskhub.projections import ops
 from taskhub.projections.runs import RunView
@@ -88,6 +89,7 @@ class Worker:
         # The claim loop's checks are tiny indexed reads: on the loop thread they cost ~20 us, a
         # thread hop (aiosqlite) costs several times that, and they run on every change of the log.
         self.peek = connect(settings.db_path, readonly=True)
+        self.turn = ClaimTurn(settings.db_path)
         self.registry = RegistryWatcher(settings.tasks_dir)
         ctx = WorkerContext(
             settings=settings,
@@ -127,6 +129,7 @@ class Worker:
                 )
             await log.close()
             self.peek.close()
+            self.turn.close()
         logger.info("worker.stopped id=%s", self.worker_id)
         return 0
 
@@ -140,13 +143,19 @@ class Worker:
         assert self.log is not None
         lease_s = self.settings.lease_s
         signal = self.log.signal
+        polled = True  # the first look claims what is due, as a poll does
         while not self.stopping:
             seen = signal.generation
             self._woken.clear()
             self._check_cancels()
             self._start_ready()
             free = self._free_slots() - self.refilling  # slots a claim in flight will fill are taken
-            if free > 0 and self._claimable():
+            # A commit is answered by the worker holding the claim turn (see ClaimTurn); every
+            # worker claims when its own poll comes due, so a stopped turn holder delays, not blocks.
+            leading = free > 0 and self.turn.take()
+            if free <= 0:
+                self.turn.release()
+            if (leading or polled) and free > 0 and self._claimable():
                 views = await self.log.run(
                     partial(ops.claim, worker_id=self.worker_id, slots=free, lease_s=lease_s, limits=self._limits())
                 )
@@ -156,7 +165,8 @@ class Worker:
             if free > 0:
                 # Woken by any commit to the log (ours, or another process's via the file watch).
                 signal.listen(True)
-                await signal.wait(seen, timeout=self._idle_timeout())
+                await signal.wait(seen, timeout=self._idle_timeout() if leading else IDLE_RECHECK_S)
+                polled = signal.generation == seen  # nothing woke us: the timeout did
             else:
                 # Every slot is busy (a finishing run claims its slot's next one itself), so only a
                 # cancel can matter: look every CANCEL_CHECK_S rather than waking on each commit of

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import signal
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +150,24 @@ def test_homes_do_not_touch_each_others_runs(tmp_path: Path) -> None:
     finally:
         for hub in (one, two, three):
             hub.close()
+
+
+def test_idle_workers_answer_a_submitted_run_with_one_claim_between_them(home_hub: Hub) -> None:
+    """Of the idle workers a commit wakes, only the one holding the claim turn (ClaimTurn) claims;
+    each of the others used to try a claim transaction too, which all but one found empty."""
+    hub = home_hub
+    workers = [hub.start_worker(concurrency=1, worker_id=f"w-{i}") for i in range(3)]
+    for worker in workers:
+        worker.wait_ready()
+    lock = hub.home / "data" / "taskhub.db-lock"
+
+    def write_transactions() -> int:  # the write gate draws one ticket per write transaction
+        return int(struct.unpack_from("Q", lock.read_bytes(), 8)[0])
+
+    runs = 15
+    before = write_transactions()
+    for _ in range(runs):
+        hub.wait_done(hub.submit("noop"), timeout=30)
+    spent = write_transactions() - before
+    # Per run: the submit, one claim, one end; a follower's once-a-second poll may add a few.
+    assert spent <= 3 * runs + 6, spent

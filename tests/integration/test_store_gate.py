@@ -20,7 +20,7 @@ from taskhub.events import checkpointer as checkpointer_module
 from taskhub.events import store as store_module
 from taskhub.events.store import EventStore
 from taskhub.events.types import Submitted
-from taskhub.events.write_gate import WriteGate
+from taskhub.events.write_gate import ClaimTurn, WriteGate
 from taskhub.projections import ops
 from tests.helpers.waiting import wait_until
 
@@ -341,3 +341,16 @@ def test_writers_at_full_share_fsyncs_and_each_returns_only_once_its_commit_is_c
     assert errors == []
     committed, synced = counts()
     assert sorted(mine) == list(range(committed - 159, committed + 1)) and synced == committed
+
+
+def test_the_claim_turn_is_one_workers_at_a_time_and_freed_by_release_or_death(db: Path) -> None:
+    first, second = ClaimTurn(db), ClaimTurn(db)  # two opens of the lock file, as two workers have
+    try:
+        assert first.take() and first.take()  # taking it again is keeping it
+        assert not second.take()
+        first.release()
+        assert second.take() and not first.take()
+        second.close()  # a worker gone (kill -9 closes its files too) lets go of the turn
+        assert first.take()
+    finally:
+        first.close()
