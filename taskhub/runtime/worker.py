@@ -174,6 +174,7 @@ class Worker:
                 signal.listen(False)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), CANCEL_CHECK_S)
+        self.turn.release()  # stopping: another idle worker answers the next commit
 
     def _limits(self) -> dict[str, int | None]:
         return {t: lt.spec.max_concurrency for t, lt in self.registry.current.tasks.items()}
