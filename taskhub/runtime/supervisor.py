@@ -7,6 +7,7 @@ Every step is an event appended with the claim's fence. A refused append means t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from taskhub.errors import FenceRefused, IllegalTransition, StoreError, TaskHubError, UnknownRun
-from taskhub.events.clock import iso
+from taskhub.events.clock import iso, parse_iso
 from taskhub.events.log import Log
 from taskhub.events.store import Txn
 from taskhub.events.types import Event, Heartbeat, Started
@@ -96,6 +97,18 @@ class _Watch:
 RENEW_BEFORE_START_S = 1.0  # a run whose lease is this close to its end renews it before it starts
 
 
+def lease_deadline(view: RunView, lease_s: float, now: float, now_monotonic: float) -> float:
+    """When (monotonic) the lease of a claim ends, read from the claim itself (as the reaper reads
+    it), not from when this worker got the claim's view: a worker stopped between its claim's
+    commit and the moment it saw the result got a fresh lease in memory for a run already reaped,
+    and started it (test_faults 9, 1 run in 12 on a loaded machine). Never more than `lease_s`."""
+    left = lease_s
+    if view.lease_expires_at is not None:
+        with contextlib.suppress(ValueError):
+            left = min(lease_s, parse_iso(view.lease_expires_at) - now)
+    return now_monotonic + left
+
+
 class RunSupervisor:
     def __init__(self, ctx: WorkerContext, view: RunView) -> None:
         assert view.fence is not None
@@ -103,7 +116,7 @@ class RunSupervisor:
         self.view = view
         self.run_id = view.run_id
         self.fence: int = view.fence
-        self.lease_deadline = time.monotonic() + ctx.settings.lease_s
+        self.lease_deadline = lease_deadline(view, ctx.settings.lease_s, time.time(), time.monotonic())
         self.spawned: Spawned | None = None
         self.stop_reason: str | None = None  # cancelled | timed_out | shutdown | fenced | self_fenced
         self.long = False  # its process outlived the short window: the loop tails and watches it
