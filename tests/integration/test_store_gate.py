@@ -4,6 +4,7 @@ deaths; FULL commits synced outside the gate; the WAL copied back and rewound by
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import signal
 import struct
@@ -18,6 +19,7 @@ import pytest
 
 from taskhub.events import checkpointer as checkpointer_module
 from taskhub.events import store as store_module
+from taskhub.events import write_gate
 from taskhub.events.store import EventStore
 from taskhub.events.types import Submitted
 from taskhub.events.write_gate import ClaimTurn, WriteGate
@@ -354,3 +356,25 @@ def test_the_claim_turn_is_one_workers_at_a_time_and_freed_by_release_or_death(d
         assert first.take()
     finally:
         first.close()
+
+
+def test_a_writer_stopped_in_its_fsync_does_not_hold_up_the_others(db: Path) -> None:
+    """The sync lock is held through an fsync; a writer stopped there (SIGSTOP) kept every other
+    FULL commit waiting for it. Now they wait SYNC_WAIT_S at most, then fsync on their own."""
+    stopped = os.open(db.with_name(db.name + "-lock"), os.O_RDWR)  # as the stopped writer's open file
+    write_gate._range_lock(stopped, fcntl.F_WRLCK, write_gate._SYNC_BYTE, wait=False)
+    store = EventStore(db, synchronous="FULL")
+    try:
+        done = threading.Event()
+
+        def commit() -> None:
+            submit_one(store)
+            done.set()
+
+        worker = threading.Thread(target=commit, daemon=True)
+        worker.start()
+        assert done.wait(10), "a FULL commit waited on a stopped writer's fsync"
+        worker.join(10)
+    finally:
+        store.close()
+        os.close(stopped)
