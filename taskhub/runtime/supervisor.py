@@ -7,7 +7,6 @@ Every step is an event appended with the claim's fence. A refused append means t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from taskhub.errors import FenceRefused, IllegalTransition, StoreError, TaskHubError, UnknownRun
-from taskhub.events.clock import iso, parse_iso
+from taskhub.events.clock import iso
 from taskhub.events.log import Log
 from taskhub.events.store import Txn
 from taskhub.events.types import Event, Heartbeat, Started
@@ -33,6 +32,7 @@ from taskhub.runtime.identity import ProcessIdentity
 from taskhub.runtime.killing import kill_run_tree
 from taskhub.runtime.output_tail import OutputTail
 from taskhub.runtime.process import Spawned, SpawnError, child_env, spawn
+from taskhub.runtime.reaper_decide import lease_deadline as lease_expiry
 from taskhub.runtime.registry_loader import LoadedTask
 from taskhub.runtime.run_files import LogCap, ensure_logs, prepare_run_dir
 from taskhub.settings import Settings
@@ -102,11 +102,8 @@ def lease_deadline(view: RunView, lease_s: float, now: float, now_monotonic: flo
     it), not from when this worker got the claim's view: a worker stopped between its claim's
     commit and the moment it saw the result got a fresh lease in memory for a run already reaped,
     and started it (test_faults 9, 1 run in 12 on a loaded machine). Never more than `lease_s`."""
-    left = lease_s
-    if view.lease_expires_at is not None:
-        with contextlib.suppress(ValueError):
-            left = min(lease_s, parse_iso(view.lease_expires_at) - now)
-    return now_monotonic + left
+    expires = lease_expiry(view)
+    return now_monotonic + (lease_s if expires is None else min(lease_s, expires - now))
 
 
 class RunSupervisor:
