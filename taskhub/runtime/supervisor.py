@@ -101,7 +101,7 @@ def lease_deadline(view: RunView, lease_s: float, now: float, now_monotonic: flo
     """When (monotonic) the lease of a claim ends, read from the claim itself (as the reaper reads
     it), not from when this worker got the claim's view: a worker stopped between its claim's
     commit and the moment it saw the result got a fresh lease in memory for a run already reaped,
-    and started it (test_faults 9, 1 run in 12 on a loaded machine). Never more than `lease_s`."""
+    and started it (test_faults 9 failed so in CI). Never more than `lease_s`."""
     expires = lease_expiry(view)
     return now_monotonic + (lease_s if expires is None else min(lease_s, expires - now))
 
