@@ -185,11 +185,12 @@ class WriteGate:
         pause = 20e-6
         while True:
             try:
-                _range_lock(self._fd, fcntl.F_WRLCK, _SYNC_BYTE, wait=False)
-                return True
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    return False
+                if _try_lock(self._fd, _SYNC_BYTE):
+                    return True
+            except OSError:
+                return False
+            if time.monotonic() > deadline:
+                return False
             time.sleep(pause)
             pause = min(pause * 2, 2e-4)
 
@@ -230,12 +231,10 @@ class ClaimTurn:
         """The turn, if free (or ours already); never waits."""
         if not self.held:
             try:
-                _range_lock(self._fd, fcntl.F_WRLCK, _CLAIM_TURN_BYTE, wait=False)
+                self.held = _try_lock(self._fd, _CLAIM_TURN_BYTE)
+            except OSError as exc:  # locks do not work here: every worker claims, as before
+                log.warning("store.claim_turn_unavailable error=%s", exc)
                 self.held = True
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):  # not "taken": locks do not work here
-                    log.warning("store.claim_turn_unavailable error=%s", exc)
-                    self.held = True
         return self.held
 
     def release(self) -> None:
@@ -279,6 +278,17 @@ def _map_tickets(fd: int, size: int) -> mmap.mmap:
     if size < _MAP_SIZE:
         os.ftruncate(fd, _MAP_SIZE)  # only ever grows it, so racing openers agree; the counter starts at 0
     return mmap.mmap(fd, _MAP_SIZE)
+
+
+def _try_lock(fd: int, start: int) -> bool:
+    """Lock one byte if nobody else holds it; False if someone does. Other errors raise."""
+    try:
+        _range_lock(fd, fcntl.F_WRLCK, start, wait=False)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
 
 
 def _range_lock(fd: int, kind: int, start: int, *, wait: bool, length: int = 1) -> None:
